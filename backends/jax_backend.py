@@ -1,0 +1,110 @@
+"""JAX: jax.value_and_grad, compiled with jit, on the CPU or a CUDA GPU.
+
+Two variants: `jit-loop` puts all epochs inside one jitted lax.scan (the way the
+JAX docs recommend for speed: one dispatch per training), and `jit-step` jits one
+epoch and loops in Python (one dispatch per epoch), to show what the loop costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from backends.base import Backend, TrainResult
+from backprop_bench.model import Dataset, Params
+
+# jax.nn.relu, not jnp.maximum(z, 0): the latter's gradient at exactly 0 is 0.5,
+# while NumPy's and torch's relu use 0 there.
+ACTIVATIONS = {"identity": None, "tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+
+
+def forward(params: dict, x, n_layers: int, activation: str):
+    sigma = ACTIVATIONS[activation]
+    a = x
+    for l in range(1, n_layers + 1):
+        a = a @ params[f"W{l}"]
+        if f"b{l}" in params:
+            a = a + params[f"b{l}"]
+        if sigma is not None and l < n_layers:
+            a = sigma(a)
+    return a
+
+
+def mse(params, x, y, n_layers, activation):
+    return jnp.mean(jnp.square(forward(params, x, n_layers, activation) - y))
+
+
+def step(params, x, y, lr, n_layers, activation):
+    """One epoch: the loss before the update, and the updated parameters."""
+    loss, grads = jax.value_and_grad(mse)(params, x, y, n_layers, activation)
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads), loss
+
+
+class JaxLoop(Backend):
+    name = "jax"
+    variant = "jit-loop"
+    supports = ("cpu", "cuda")
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        try:
+            return ["cpu", "cuda"] if jax.devices("gpu") else ["cpu"]
+        except RuntimeError:  # no GPU platform in this jaxlib
+            return ["cpu"]
+
+    def __init__(self, spec, device="cpu"):
+        super().__init__(spec, device)
+        self._device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+        self._step = partial(step, lr=spec.lr, n_layers=spec.n_layers, activation=spec.activation)
+        self._train = jax.jit(self._train_all, donate_argnums=0)
+
+    def _train_all(self, params, x, y):
+        return jax.lax.scan(lambda p, _: self._step(p, x, y), params, length=self.spec.epochs)
+
+    def config(self):
+        """JAX settings for this run alone, leaving every other JAX computation as it was.
+
+        float64 needs x64 switched on (JAX is float32 otherwise); "highest" keeps
+        float32 matrix products out of TF32 on GPUs, as the torch backend does.
+        """
+        stack = contextlib.ExitStack()
+        stack.enter_context(jax.enable_x64(self.spec.dtype == "float64"))
+        stack.enter_context(jax.default_matmul_precision("highest"))
+        return stack
+
+    def load(self, params: Params, data: Dataset):
+        with self.config():
+            return jax.device_put((dict(params), data.x, data.y), self._device)
+
+    def run(self, loaded):
+        with self.config():
+            return jax.block_until_ready(self._train(*loaded))
+
+    def fetch(self, trained) -> TrainResult:
+        params, losses = trained
+        values = {name: np.asarray(params[name]) for name in self.spec.param_names()}
+        return TrainResult(values, np.asarray(losses, dtype=np.float64))
+
+
+class JaxStep(JaxLoop):
+    variant = "jit-step"
+
+    def __init__(self, spec, device="cpu"):
+        super().__init__(spec, device)
+        self._jit_step = jax.jit(self._step, donate_argnums=0)
+
+    def run(self, loaded):
+        params, x, y = loaded
+        losses = []
+        with self.config():
+            for _ in range(self.spec.epochs):
+                params, loss = self._jit_step(params, x, y)
+                losses.append(loss)
+            return jax.block_until_ready((params, jnp.stack(losses)))
+
+
+VARIANTS = {"jit-loop": JaxLoop, "jit-step": JaxStep}

@@ -1,0 +1,104 @@
+"""PyTorch autograd, on the CPU or a CUDA GPU.
+
+Two variants: `eager` runs the forward op by op, lets autograd build the backward,
+and updates the weights in place under no_grad with one fused foreach op, as
+torch.optim.SGD(foreach=True) does; `compile` compiles one whole epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from backends.base import Backend, TrainResult
+from backprop_bench.model import Dataset, Params
+
+ACTIVATIONS = {"identity": None, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+# Trap: on Ampere and newer GPUs float32 matrix products may run in TF32 (10-bit
+# mantissa) when allowed. The backends must compute the same thing, so keep it off.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+def forward(params: list[torch.Tensor], x: torch.Tensor, bias: bool, activation: str) -> torch.Tensor:
+    sigma = ACTIVATIONS[activation]
+    layers = list(zip(params[0::2], params[1::2])) if bias else [(W, None) for W in params]
+    a = x
+    for l, (W, b) in enumerate(layers):
+        a = a @ W if b is None else torch.addmm(b, a, W)
+        if sigma is not None and l < len(layers) - 1:
+            a = sigma(a)
+    return a
+
+
+def mse(params, x, y, bias: bool, activation: str) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(forward(params, x, bias, activation), y)
+
+
+class TorchEager(Backend):
+    name = "torch"
+    variant = "eager"
+    supports = ("cpu", "cuda")
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+    def load(self, params: Params, data: Dataset):
+        device = torch.device(self.device)
+        # torch.tensor keeps the NumPy dtype (float64 stays float64); a bare Python
+        # float would become float32, so nothing here starts from one.
+        tensors = [torch.tensor(p, device=device, requires_grad=True) for p in params.values()]
+        x, y = (torch.tensor(a, device=device) for a in (data.x, data.y))
+        losses = torch.empty(self.spec.epochs, dtype=x.dtype, device=device)
+        return tensors, x, y, losses
+
+    def run(self, loaded):
+        params, x, y, losses = loaded
+        spec = self.spec
+        for epoch in range(spec.epochs):
+            loss = mse(params, x, y, spec.bias, spec.activation)
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                losses[epoch] = loss                               # stays on the device: no sync per epoch
+                torch._foreach_add_(params, grads, alpha=-spec.lr)  # p ← p - lr ∂L/∂p
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return params, losses
+
+    def fetch(self, trained) -> TrainResult:
+        params, losses = trained
+        values = {name: p.detach().cpu().numpy() for name, p in zip(self.spec.param_names(), params)}
+        return TrainResult(values, losses.cpu().numpy().astype(np.float64))
+
+
+class TorchCompile(TorchEager):
+    """The whole epoch (forward, backward by torch.func, update) compiled into one graph."""
+
+    variant = "compile"
+
+    def __init__(self, spec, device="cpu"):
+        super().__init__(spec, device)
+        loss_and_grad = torch.func.grad_and_value(mse)
+
+        def step(params, x, y):
+            grads, loss = loss_and_grad(params, x, y, spec.bias, spec.activation)
+            return [p - spec.lr * g for p, g in zip(params, grads)], loss
+
+        self._step = torch.compile(step, fullgraph=True)
+
+    def load(self, params: Params, data: Dataset):
+        tensors, x, y, losses = super().load(params, data)
+        return [t.detach() for t in tensors], x, y, losses
+
+    def run(self, loaded):
+        params, x, y, losses = loaded
+        for epoch in range(self.spec.epochs):
+            params, losses[epoch] = self._step(params, x, y)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return params, losses
+
+
+VARIANTS = {"eager": TorchEager, "compile": TorchCompile}
