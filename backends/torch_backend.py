@@ -86,6 +86,9 @@ class TorchCompile(TorchEager):
             grads, loss = loss_and_grad(params, x, y, spec.bias, spec.activation)
             return [p - spec.lr * g for p, g in zip(params, grads)], loss
 
+        # Each spec is one more specialization of this same `step` code; a suite trains
+        # dozens of specs in one process, past dynamo's default limit of 8 per code object.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
         self._step = torch.compile(step, fullgraph=True)
 
     def load(self, params: Params, data: Dataset):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -75,13 +76,17 @@ def build_spec(args) -> tuple[ModelSpec, Dataset | None]:
 
 def load_npz(path: str) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {"x", "y"} - set(archive.files)
-            if missing:
-                raise ValueError(f"{path} lacks the array(s) {', '.join(sorted(missing))}; it needs x and y")
-            return Dataset(archive["x"], archive["y"])
-    except (OSError, EOFError) as err:
-        raise ValueError(f"cannot read {path} as a .npz file: {err}") from None
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array, not named arrays")
+        with archive:
+            arrays = {name: archive[name].astype(np.float64) for name in ("x", "y") if name in archive.files}
+    except (OSError, EOFError, ValueError, TypeError) as err:
+        raise ValueError(f"cannot read {path} as a .npz of numeric arrays: {err}") from None
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path} lacks the array(s) {', '.join(sorted(missing))}; it needs x and y")
+    return Dataset(arrays["x"], arrays["y"])
 
 
 def choose_data(args, spec: ModelSpec, preset_data: Dataset | None) -> Dataset:
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return args.run(args)
+    except BrokenPipeError:  # the reader stopped early, e.g. `| head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except backends.TrainingDiverged as err:
         print(f"backprop-bench: {err}", file=sys.stderr)
         return 1

@@ -18,17 +18,13 @@ TOLERANCES = {
 }
 
 
-def backend_params(**marks_for):
-    """pytest params over every (backend, variant, device); slow variants get the `slow` mark."""
-    params = []
-    for name, variant, device, reason in backends.cases():
-        marks = []
-        if reason:
-            marks.append(pytest.mark.skip(reason=reason))
-        if (name, variant) == ("torch", "compile"):
-            marks.append(pytest.mark.slow)
-        params.append(pytest.param((name, variant, device), id=f"{name}-{variant}-{device}", marks=marks))
-    return params
+def backend_params():
+    """pytest params over every (backend, variant, device), each skipped with its reason if it cannot run."""
+    return [
+        pytest.param((name, variant, device), id=f"{name}-{variant}-{device}",
+                     marks=[pytest.mark.skip(reason=reason)] if reason else [])
+        for name, variant, device, reason in backends.cases()
+    ]
 
 
 @pytest.fixture(params=backend_params())
