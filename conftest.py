@@ -8,6 +8,7 @@ under results/ (never overwriting one), unless told otherwise on the command lin
 from pathlib import Path
 
 import pytest
+from pytest_benchmark.utils import get_tag
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -21,5 +22,5 @@ def pytest_configure(config):
     if option.benchmark_storage == "file://./.benchmarks":  # pytest-benchmark's default
         option.benchmark_storage = f"file://{RESULTS}"
     if not (option.benchmark_save or option.benchmark_json):
-        option.benchmark_autosave = True
+        option.benchmark_autosave = get_tag()  # NNNN_<commit>_<date>.json, as --benchmark-autosave names it
     option.benchmark_save_data = True

@@ -15,17 +15,45 @@ from backends.base import Backend, TrainResult
 from backprop_bench.model import Dataset, Params
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+# Each activation σ beside its derivative σ'(z). Both work in place, to keep the
+# memory a training needs near its working set: σ overwrites z, which is not needed
+# once a = σ(z) is known, and σ' is written in terms of a and overwrites it, as the
+# backward pass has no further use for a once it has passed that layer.
+
+def tanh(z):
+    return np.tanh(z, out=z)
 
 
-# Each activation σ beside its derivative σ'(z), written in terms of a = σ(z),
-# so that the backward pass needs only the activations the forward pass kept.
+def d_tanh(a):          # σ'(z) = 1 - tanh²(z) = 1 - a²
+    a *= a
+    return np.subtract(1.0, a, out=a)
+
+
+def relu(z):
+    return np.maximum(z, 0.0, out=z)
+
+
+def d_relu(a):          # σ'(z) = 1 if z > 0 else 0, and z > 0 exactly where a > 0
+    return np.greater(a, 0.0, out=a)
+
+
+def sigmoid(z):         # σ(z) = 1 / (1 + e⁻ᶻ)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
+
+
+def d_sigmoid(a):       # σ'(z) = σ(z)(1 - σ(z)) = a - a²
+    a -= a * a
+    return a
+
+
 ACTIVATIONS = {
-    "identity": (None, None),                            # σ(z) = z         σ'(z) = 1
-    "tanh": (np.tanh, lambda a: 1.0 - a * a),            # σ(z) = tanh z    σ'(z) = 1 - tanh² z = 1 - a²
-    "relu": (lambda z: np.maximum(z, 0.0), lambda a: a > 0),  # σ(z) = max(z, 0)  σ'(z) = 1 if z > 0 else 0
-    "sigmoid": (_sigmoid, lambda a: a * (1.0 - a)),      # σ(z) = 1/(1+e⁻ᶻ) σ'(z) = σ(z)(1 - σ(z)) = a(1 - a)
+    "identity": (None, None),  # σ(z) = z, σ'(z) = 1: nothing to do
+    "tanh": (tanh, d_tanh),
+    "relu": (relu, d_relu),
+    "sigmoid": (sigmoid, d_sigmoid),
 }
 
 
@@ -42,30 +70,38 @@ def forward(x, weights, biases, activation="identity"):
     return a
 
 
-def backward(a, y, weights, activation="identity"):
+def backward(a, weights, bias=True, activation="identity"):
     """Gradients of the loss with respect to every W_l and b_l, by the chain rule.
 
-    Returns (dW, db), lists in layer order. `delta` is dL/dz_l as it walks back.
+    `a` is the forward pass's list with the prediction replaced by the error a_L - y.
+    The walk back takes each layer's input off that list and overwrites it, so memory
+    is freed as it goes. Returns (dW, db), lists in layer order (db of Nones without biases).
     """
     _, dsigma = ACTIVATIONS[activation]
-    L = len(weights)
-    dW, db = [None] * L, [None] * L
-    delta = 2 * (a[L] - y) / y.size                         # dL/dz_L = dL/da_L = 2(a_L - y) / n
-    for l in reversed(range(L)):
-        dW[l] = a[l].T @ delta                              # dL/dW_l = a_{l-1}ᵀ dL/dz_l
-        db[l] = delta.sum(axis=0)                           # dL/db_l = Σ_samples dL/dz_l
+    dW, db = [None] * len(weights), [None] * len(weights)
+    delta = a.pop()                                         # delta is dL/dz_l as it walks back; first
+    delta *= 2                                              # dL/dz_L = dL/da_L = 2(a_L - y) / n
+    delta /= delta.size
+    for l in reversed(range(len(weights))):
+        a_in = a.pop()                                      # a_{l-1}, the input of layer l
+        dW[l] = a_in.T @ delta                              # dL/dW_l = a_{l-1}ᵀ dL/dz_l
+        if bias:
+            db[l] = np.add.reduce(delta, axis=0)            # dL/db_l = Σ_samples dL/dz_l
         if l > 0:
             delta = delta @ weights[l].T                    # dL/da_{l-1} = dL/dz_l W_lᵀ
             if dsigma is not None:
-                delta *= dsigma(a[l])                       # dL/dz_{l-1} = dL/da_{l-1} ⊙ σ'(z_{l-1})
+                delta *= dsigma(a_in)                       # dL/dz_{l-1} = dL/da_{l-1} ⊙ σ'(z_{l-1})
     return dW, db
 
 
 def loss_and_gradients(x, y, weights, biases, activation="identity"):
     """The loss at (weights, biases) and its gradients (dW, db): one forward and one backward pass."""
     a = forward(x, weights, biases, activation)
-    error = a[-1] - y
-    return np.vdot(error, error) / error.size, *backward(a, y, weights, activation)
+    error = a[-1]
+    error -= y                                              # a_L - y, in place of the prediction
+    loss = np.vdot(error, error) / error.size               # L = mean((a_L - y)²)
+    del error                                               # backward frees it once used
+    return loss, *backward(a, weights, bool(biases), activation)
 
 
 class NumpyBackend(Backend):

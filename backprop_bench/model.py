@@ -17,6 +17,18 @@ INITS = ("notebook", "xavier", "he")
 
 Params = dict[str, np.ndarray]  # "W1", "b1", "W2", ... ; W is (fan_in, fan_out), b is (fan_out,)
 
+# How closely a backend's trained weights and losses must match the NumPy backend's,
+# per dtype. The backends do the same maths in a different order (fused
+# multiply-adds, BLAS blocking, pairwise sums), so every op may differ in its last
+# bit, and each epoch starts from the last one's result: the gap grows with the
+# number of epochs. float64 (eps 2.2e-16) leaves about 8 orders of magnitude of
+# headroom after hundreds of epochs; float32 (eps 1.2e-7) leaves about 2. A wrong
+# gradient, a float32 leak into a float64 run, or a missed update is far outside both.
+TOLERANCES = {
+    "float64": {"rtol": 1e-9, "atol": 1e-12},
+    "float32": {"rtol": 2e-4, "atol": 2e-6},
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:

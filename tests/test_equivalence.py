@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import backends
-from backprop_bench.model import ACTIVATIONS, ModelSpec, preset, synthetic_data
-from tests.conftest import TOLERANCES, assert_close
+from backprop_bench.model import ACTIVATIONS, TOLERANCES, ModelSpec, preset, synthetic_data
+from tests.conftest import assert_close
 
 
 def random_specs(count: int, seed: int = 2024) -> list[ModelSpec]:

@@ -1,0 +1,77 @@
+"""Time every backend's training loop on every workload: `pytest --benchmark-only`.
+
+Each round trains from fresh initial parameters already on the device (`load` is the
+untimed setup); the timed call returns only when the work is done. The first training
+is timed apart, so compilation never leaks into the steady-state rounds, and the
+trained result of the timed rounds is checked against the NumPy backend.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import backends
+from backprop_bench.model import TOLERANCES, init_params
+from benchmarks.conftest import case_params
+from benchmarks.memory import peak_bytes
+
+TARGET_SECONDS = 1.0       # timed work per benchmark; rounds follow from it
+MIN_ROUNDS, MAX_ROUNDS = 5, 300
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", case_params(metafunc.config))
+
+
+def seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def test_train(benchmark, workload, case, numpy_reference):
+    name, variant, device = case
+    spec = workload.spec
+    if benchmark.disabled:  # smoke test: every benchmark once, with few epochs on the big workloads
+        spec = spec.with_(epochs=min(spec.epochs, 2)) if workload.sweep else spec
+    benchmark.name = f"{workload.name}[{name}-{variant}-{device}-{spec.dtype}]"
+    benchmark.group = f"{workload.name}: {spec.describe()}, {workload.n_samples} samples, {spec.epochs} epochs"
+
+    trainer = backends.get(name, variant)(spec, device)
+    params, data = init_params(spec), workload.data
+    rounds = 1
+    if not benchmark.disabled:
+        first_call_s = seconds(lambda: trainer.run(trainer.load(params, data)))
+        loaded = trainer.load(params, data)
+        warm_s = seconds(lambda: trainer.run(loaded))
+        rounds = int(np.clip(TARGET_SECONDS / warm_s, MIN_ROUNDS, MAX_ROUNDS))
+
+    trained = benchmark.pedantic(trainer.run, setup=lambda: ((trainer.load(params, data),), {}), rounds=rounds)
+
+    result = trainer.fetch(trained)
+    backends.check_finite(result)
+    expected = numpy_reference(spec, data)
+    for param in expected.params:
+        np.testing.assert_allclose(result.params[param], expected.params[param], **TOLERANCES[spec.dtype],
+                                   err_msg=f"{benchmark.name}: {param} differs from the NumPy backend's")
+    if benchmark.disabled:
+        return
+
+    median = benchmark.stats.stats.median
+    info = benchmark.extra_info
+    info.update(
+        backend=name, variant=variant, device=device, dtype=spec.dtype, workload=workload.name,
+        layers=list(spec.layers), bias=spec.bias, activation=spec.activation, init=spec.init, lr=spec.lr,
+        epochs=spec.epochs, samples=workload.n_samples, epoch_flops=workload.flops_per_epoch,
+        gflops=workload.flops_per_epoch * spec.epochs / median / 1e9,
+        time_per_epoch_s=median / spec.epochs,
+        first_call_s=first_call_s, compile_s=max(first_call_s - median, 0.0),
+        final_loss=float(result.losses[-1]),
+    )
+    if workload.sweep:
+        info["working_set_bytes"] = workload.working_set_bytes()
+        info["peak_memory_bytes"] = peak_bytes(name, variant, device, workload.name)

@@ -1,0 +1,82 @@
+"""Benchmark fixtures: workloads, backend cases, the NumPy reference, and machine info."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+import pytest
+
+import backends
+from benchmarks.workloads import workloads
+
+
+def pytest_addoption(parser):
+    parser.addoption("--sweep", choices=("default", "full"), default="default",
+                     help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide) or full (adds 8192 x 2048)")
+    parser.addoption("--with-compile", action="store_true",
+                     help="also time torch.compile on every workload (compiling adds about a minute)")
+
+
+def pytest_generate_tests(metafunc):
+    if "workload" in metafunc.fixturenames:
+        chosen = workloads(metafunc.config.getoption("sweep"))
+        metafunc.parametrize("workload", chosen, ids=[w.name for w in chosen])
+
+
+def case_params(config) -> list:
+    """Every (backend, variant, device), skipped with its reason when it cannot run here."""
+    params = []
+    for name, variant, device, reason in backends.cases():
+        if (name, variant) == ("torch", "compile") and not config.getoption("with_compile") and not reason:
+            reason = "torch.compile is opt-in: pass --with-compile"
+        params.append(pytest.param((name, variant, device), id=f"{name}-{variant}-{device}",
+                                   marks=[pytest.mark.skip(reason=reason)] if reason else []))
+    return params
+
+
+@pytest.fixture(scope="session")
+def numpy_reference():
+    """The NumPy backend's result for a (spec, data), computed once per session."""
+    cache = {}
+
+    def reference(spec, data):
+        if spec not in cache:
+            cache[spec] = backends.train(spec, data, "numpy")
+        return cache[spec]
+
+    return reference
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """What a comparison between runs needs: versions, BLAS, threads, CPU and GPU."""
+    import numpy as np
+
+    info = {"python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count()}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy: no dict form of its config
+        info["numpy_blas"] = "unknown"
+    info["threads_env"] = {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("OPENBLAS")}
+    if backends.available()["torch"] is None:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name()
+    if backends.available()["jax"] is None:
+        import jax
+
+        info["jax"] = jax.__version__
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+    try:
+        info["gpu_driver"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    machine_info["backprop_bench"] = info

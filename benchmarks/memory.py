@@ -1,0 +1,79 @@
+"""Peak memory of one training beyond its data and parameters, measured in a fresh process.
+
+On the CPU every framework allocates through the C heap, so one method serves all:
+train once to warm up (compilation, caches), hand freed memory back to the OS
+(malloc_trim), reset the kernel's peak-RSS mark, train again, and read how far the
+resident set rose above where it started. On CUDA the frameworks' own allocator
+statistics give the peak directly.
+
+Run as `python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD`: prints bytes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def _cuda_peak(name: str, run) -> int:
+    if name == "torch":
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        run()
+        return torch.cuda.max_memory_allocated() - before
+    import jax
+
+    stats = jax.devices("gpu")[0].memory_stats()
+    before = stats["bytes_in_use"]
+    run()  # JAX cannot reset its peak: this reads the highest mark since start, warm-up included
+    return jax.devices("gpu")[0].memory_stats()["peak_bytes_in_use"] - before
+
+
+def measure(name: str, variant: str, device: str, workload_name: str) -> int:
+    import backends
+    from backprop_bench.model import init_params
+    from benchmarks.workloads import FULL_SWEEP
+
+    workload = next(w for w in FULL_SWEEP if w.name == workload_name)
+    trainer = backends.get(name, variant)(workload.spec, device)
+    params, data = init_params(workload.spec), workload.data
+    trainer.run(trainer.load(params, data))  # warm-up: compile, fill caches
+    loaded = trainer.load(params, data)
+    gc.collect()
+    if device == "cuda":
+        return _cuda_peak(name, lambda: trainer.run(loaded))
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM)
+    before = _status_kib("VmRSS")
+    trainer.run(loaded)
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def peak_bytes(name: str, variant: str, device: str, workload_name: str) -> int | None:
+    """The peak in a fresh process, or None where it cannot be measured (not Linux)."""
+    if not Path("/proc/self/clear_refs").exists():
+        return None
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, variant, device, workload_name],
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory measurement failed: {done.stderr.strip().splitlines()[-1:]}")
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(measure(*sys.argv[1:5]))

@@ -1,0 +1,61 @@
+"""The workloads the benchmarks time: the notebook's two presets and a size sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from backprop_bench.model import Dataset, ModelSpec, epoch_flops, preset, synthetic_data
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    spec: ModelSpec
+    samples: int | None = None  # None: the preset's own data
+    sweep: bool = False          # part of the size sweep: memory is measured too
+
+    @cached_property
+    def data(self) -> Dataset:
+        if self.samples is None:
+            return preset(self.name).data.as_dtype(self.spec.dtype)
+        return synthetic_data(self.spec, self.samples)
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.x.shape[0]
+
+    @property
+    def flops_per_epoch(self) -> int:
+        return epoch_flops(self.spec, self.n_samples)
+
+    def working_set_bytes(self) -> int:
+        """Parameters, their gradients, and every layer's activations for one epoch."""
+        spec, itemsize = self.spec, 4 if self.spec.dtype == "float32" else 8
+        params = sum(fan_in * fan_out + (fan_out if spec.bias else 0)
+                     for fan_in, fan_out in zip(spec.layers, spec.layers[1:]))
+        activations = self.n_samples * sum(spec.layers[1:])
+        return (2 * params + activations) * itemsize
+
+
+def mlp(samples: int, layers: tuple[int, ...], epochs: int) -> Workload:
+    """A size-sweep workload, named by samples x widest layer: float32 tanh with biases, Xavier init."""
+    spec = ModelSpec(layers, activation="tanh", init="xavier", lr=0.01, epochs=epochs, dtype="float32", seed=0)
+    return Workload(f"mlp-{samples}x{max(layers)}", spec, samples, sweep=True)
+
+
+PRESET_WORKLOADS = [Workload(name, preset(name).spec) for name in ("seed-linear", "seed-affine")]
+
+SWEEP = [
+    mlp(256, (16, 64, 64, 1), epochs=200),            # per-call overhead still dominates
+    mlp(1024, (64, 256, 256, 16), epochs=50),
+    mlp(4096, (512, 1024, 1024, 512), epochs=4),      # compute-bound: the matrix products dominate
+]
+FULL_SWEEP = SWEEP + [
+    mlp(8192, (1024, 2048, 2048, 1024), epochs=2),
+]
+COMPUTE_BOUND = SWEEP[-1]
+
+
+def workloads(sweep: str) -> list[Workload]:
+    return PRESET_WORKLOADS + (FULL_SWEEP if sweep == "full" else SWEEP)
