@@ -6,11 +6,14 @@ import argparse
 import json
 import os
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 
 import backends
 from backends.numpy_backend import forward
+from backprop_bench import plots, regress, report
 from backprop_bench.model import (
     ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
 )
@@ -154,14 +157,87 @@ def run_backends(args) -> int:
     return 0
 
 
+def add_report_parsers(commands) -> None:
+    p = commands.add_parser("compare", help="one saved run's backends side by side, per workload")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    p.add_argument("--output", metavar="FILE", help="write there instead of printing")
+    p.add_argument("--plot", action="store_true", help="also draw the figures, as `plot` does")
+    p.set_defaults(run=run_compare)
+    p = commands.add_parser("plot", help="draw one saved run's figures under results/plots/")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
+    p.set_defaults(run=run_plot, plot=True, format=None, output=None)
+    p = commands.add_parser("check", help="flag benchmarks that slowed significantly against a baseline run")
+    p.add_argument("--baseline", required=True, metavar="RUN")
+    p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest)")
+    p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
+    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the Mann-Whitney U test")
+    p.add_argument("--normalize", choices=regress.NORMALIZE,
+                   help="compare times relative to the NumPy backend or the matmul calibration of the same run")
+    p.set_defaults(run=run_check)
+
+
+def parse_threshold(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"--threshold takes a number like 5% or 0.05, got {text!r}") from None
+    if not 0 <= value < 10:
+        raise UsageError(f"--threshold must be between 0% and 1000%, got {text!r}")
+    return value
+
+
+def run_compare(args) -> int:
+    frame = report.load(args.runs)
+    run = report.resolve_run(frame, args.runs[-1] if args.runs else None)
+    table = report.comparison(frame, run)
+    if table.empty:
+        raise ValueError(f"run {run} holds no training benchmarks")
+    if args.format is not None:
+        text = f"run {run}\n\n" + report.render(table, args.format) if args.format != "csv" else report.render(table, "csv")
+        if args.output:
+            Path(args.output).write_text(text)
+            print(f"wrote {args.output}")
+        else:
+            print(text, end="")
+    if args.plot:
+        for path in plots.plot(table, run, report.RESULTS / "plots" / run):
+            print(f"wrote {path} (and .svg)")
+    return 0
+
+
+def run_plot(args) -> int:
+    return run_compare(args)
+
+
+def run_check(args) -> int:
+    threshold = parse_threshold(args.threshold)
+    frame = report.load([r for r in (args.baseline, args.against) if r])
+    baseline = report.resolve_run(frame, args.baseline)
+    current = report.resolve_run(frame, args.against)
+    table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
+    unit = "relative to " + args.normalize if args.normalize else "seconds"
+    print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
+    print(table.to_string(index=False, formatters={
+        "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
+    regressed = table[table["verdict"] == "REGRESSION"]
+    print(f"{len(regressed)} regression(s), {int((table['verdict'] == 'improvement').sum())} improvement(s) "
+          f"among {len(table)} benchmarks")
+    return 1 if len(regressed) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="backprop-bench", description="Train one tiny network with several frameworks, and compare.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
+    add_report_parsers(commands)
     try:
         args = parser.parse_args(argv)
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", report.SkippedRun)
+            warnings.showwarning = lambda message, *_: print(f"backprop-bench: warning: {message}", file=sys.stderr)
+            return args.run(args)
     except BrokenPipeError:  # the reader stopped early, e.g. `| head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

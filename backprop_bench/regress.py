@@ -1,0 +1,66 @@
+"""Did a run get slower than its baseline? A median past the threshold, and a significant difference.
+
+Each benchmark's raw round timings in the two runs are compared with a two-sided
+Mann-Whitney U test (no assumption of normal timings, robust to outliers). A
+benchmark regressed only when its median slowed by more than the threshold AND the
+test finds the difference significant: noise on a shared machine moves medians, but
+not consistently across every round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NORMALIZE = ("numpy", "matmul")
+
+
+def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFrame:
+    rows = frame[frame["run"] == run].copy()
+    if rows["data"].isna().any():
+        raise ValueError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
+    rows["data"] = rows["data"].map(np.asarray)
+    if normalize is None:
+        return rows.set_index("benchmark")
+    if normalize == "matmul":
+        calibration = rows[rows.get("calibration", pd.Series(False, index=rows.index)).fillna(False).astype(bool)]
+        if calibration.empty:
+            raise ValueError(f"run {run} has no matmul calibration to normalize by")
+        reference = pd.Series(calibration["median"].min(), index=rows.index)
+    else:
+        numpy_median = rows[rows.get("backend") == "numpy"].set_index("workload")["median"]
+        reference = rows["workload"].map(numpy_median)
+    rows = rows[reference.notna()].copy()
+    rows["data"] = [d / r for d, r in zip(rows["data"], reference[reference.notna()])]
+    rows["median"] = rows["median"] / reference[reference.notna()]
+    return rows.set_index("benchmark")
+
+
+def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
+          normalize: str | None = None) -> pd.DataFrame:
+    """One row per benchmark in both runs: medians, ratio, p-value and verdict."""
+    from scipy.stats import mannwhitneyu
+
+    machines = {run: frame.loc[frame["run"] == run, "machine"].iloc[0] for run in (baseline, current)}
+    if normalize is None and machines[baseline] != machines[current]:
+        raise ValueError(
+            f"runs come from different machines ({machines[baseline]} vs {machines[current]}); "
+            f"compare times relative to the same run with --normalize {'|'.join(NORMALIZE)}"
+        )
+    old, new = _timings(frame, baseline, normalize), _timings(frame, current, normalize)
+    shared = [name for name in new.index if name in old.index]
+    if not shared:
+        raise ValueError(f"runs {baseline} and {current} share no benchmark")
+    rows = []
+    for name in shared:
+        before, after = old.at[name, "data"], new.at[name, "data"]
+        ratio = new.at[name, "median"] / old.at[name, "median"]
+        p = mannwhitneyu(before, after, alternative="two-sided").pvalue if min(len(before), len(after)) > 1 else 1.0
+        verdict = "same"
+        if p < alpha and ratio > 1 + threshold:
+            verdict = "REGRESSION"
+        elif p < alpha and ratio < 1 / (1 + threshold):
+            verdict = "improvement"
+        rows.append({"benchmark": name, "baseline": old.at[name, "median"], "current": new.at[name, "median"],
+                     "ratio": ratio, "p_value": p, "verdict": verdict})
+    return pd.DataFrame(rows)

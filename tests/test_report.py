@@ -1,0 +1,144 @@
+"""compare and check on result files the tests write themselves: no timing is asserted anywhere."""
+
+import json
+
+import numpy as np
+import pytest
+
+from backprop_bench import report
+from backprop_bench.cli import main
+
+BENCHMARKS = ["seed-affine[numpy-handwritten-cpu-float64]", "seed-affine[jax-jit-loop-cpu-float64]",
+              "seed-affine[torch-eager-cpu-float64]"]
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    return tmp_path / "results"
+
+
+def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None):
+    """A run as pytest-benchmark saves it, with these raw timings (seconds) per benchmark name."""
+    benchmarks = []
+    for name, data in timings.items():
+        backend, variant = name.split("[")[1].split("-")[:2]
+        data = list(map(float, data))
+        benchmarks.append({
+            "group": "seed-affine", "name": name, "fullname": f"bench::{name}",
+            "stats": {"median": float(np.median(data)), "mean": float(np.mean(data)), "min": min(data),
+                      "max": max(data), "stddev": float(np.std(data)), "iqr": 0.0, "rounds": len(data), "data": data},
+            "extra_info": {"backend": backend, "variant": variant, "device": "cpu", "dtype": "float64",
+                           "workload": "seed-affine", "epochs": epochs, "epoch_flops": 80,
+                           "gflops": 80 * epochs / float(np.median(data)) / 1e9},
+        })
+    if calibration:
+        benchmarks.append({"group": "calibration", "name": "matmul[numpy-cpu-float32]", "stats": {
+            "median": calibration, "data": [calibration] * 5, "rounds": 5},
+            "extra_info": {"calibration": True, "gflops": 1.0 / calibration}})
+    path = results / node / f"{number:04d}_abc_{when[:10]}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}},
+                                "commit_info": {"id": "abc"}, "datetime": when, "benchmarks": benchmarks}))
+    return path
+
+
+def draws(seed, median, rounds=40, noise=0.02):
+    return median * np.exp(np.random.default_rng(seed).normal(0, noise, rounds))
+
+
+def same_runs(results, slow=None, factor=1.10):
+    base = {name: draws(i, 1e-3 * (i + 1)) for i, name in enumerate(BENCHMARKS)}
+    cur = {name: draws(i + 10, 1e-3 * (i + 1)) * (factor if name == slow else 1) for i, name in enumerate(BENCHMARKS)}
+    write_run(results, 1, base)
+    write_run(results, 2, cur, when="2026-11-25T11:00:00")
+
+
+def test_planted_slowdown_is_flagged_alone(results, capsys):
+    same_runs(results, slow=BENCHMARKS[1])
+    assert main(["check", "--baseline", "1", "--against", "2"]) == 1
+    out = capsys.readouterr().out
+    flagged = [line for line in out.splitlines() if "REGRESSION" in line]
+    assert len(flagged) == 1 and BENCHMARKS[1] in flagged[0]
+    assert "1 regression(s)" in out
+
+
+def test_same_distribution_is_not_flagged(results, capsys):
+    same_runs(results)
+    assert main(["check", "--baseline", "1"]) == 0  # --against defaults to the latest run, 2
+    out = capsys.readouterr().out
+    assert "REGRESSION" not in out and "current box/0002" in out
+
+
+def test_large_noisy_change_is_not_flagged(results, capsys):
+    base = {name: draws(i, 1e-3, rounds=5, noise=0.5) for i, name in enumerate(BENCHMARKS)}
+    cur = {name: draws(i + 10, 1.2e-3, rounds=5, noise=0.5) for i, name in enumerate(BENCHMARKS)}
+    write_run(results, 1, base)
+    write_run(results, 2, cur, when="2026-11-25T11:00:00")
+    table = report.load([])
+    from backprop_bench.regress import check
+    verdicts = check(table, report.resolve_run(table, "1"), report.resolve_run(table, "2"))
+    assert (verdicts["verdict"] == "same").all()
+    assert (verdicts["ratio"] > 1.05).any()  # the medians did move past the threshold
+
+
+def test_other_machine_is_refused_unless_normalized(results, capsys):
+    base = {name: draws(i, 1e-3 * (i + 1)) for i, name in enumerate(BENCHMARKS)}
+    write_run(results, 1, base, node="laptop")
+    # A CI runner twice as slow across the board, and jax slower still by 30%.
+    cur = {name: draws(i + 10, 2e-3 * (i + 1)) * (1.3 if "jax" in name else 1) for i, name in enumerate(BENCHMARKS)}
+    write_run(results, 1, cur, node="runner", when="2026-11-25T11:00:00")
+    laptop, runner = (str(p) for p in sorted(results.rglob("*.json")))
+    assert main(["check", "--baseline", laptop, "--against", runner]) == 2
+    assert "different machines" in capsys.readouterr().err
+    assert main(["check", "--baseline", laptop, "--against", runner, "--normalize", "numpy"]) == 1
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    assert len(flagged) == 1 and "jax" in flagged[0]
+
+
+def test_corrupt_files_are_skipped_and_kept(results, capsys):
+    same_runs(results)
+    truncated = results / "box" / "0003_abc_2026-11-25.json"
+    truncated.write_text('{"machine_info": {"node": "bo')
+    foreign = results / "notes.json"
+    foreign.write_text('{"hello": 1}')
+    assert main(["compare"]) == 0
+    captured = capsys.readouterr()
+    assert f"skipping {truncated}" in captured.err and f"skipping {foreign}" in captured.err
+    assert truncated.read_text() == '{"machine_info": {"node": "bo' and foreign.read_text() == '{"hello": 1}'
+    assert "run box/0002" in captured.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare"], "no saved runs"),
+    (["check", "--baseline", "7"], "no saved runs"),
+])
+def test_empty_results_is_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_run_and_disjoint_runs(results, capsys):
+    same_runs(results)
+    assert main(["check", "--baseline", "9"]) == 2
+    assert "no saved run '9'" in capsys.readouterr().err
+    write_run(results, 3, {"seed-linear[numpy-handwritten-cpu-float64]": draws(0, 1e-3)}, when="2026-11-25T12:00")
+    assert main(["check", "--baseline", "1", "--against", "3"]) == 2
+    assert "share no benchmark" in capsys.readouterr().err
+    assert main(["check", "--baseline", "1", "--threshold", "lots"]) == 2
+    assert "--threshold takes a number" in capsys.readouterr().err
+
+
+def test_comparison_numbers_by_hand(results, capsys):
+    write_run(results, 1, {BENCHMARKS[0]: [4e-3] * 5, BENCHMARKS[1]: [1e-3] * 5}, calibration=0.5)
+    table = report.comparison(report.load([]), "box/0001_abc_2026-11-25")
+    jax = table[table["name"] == "jax-jit-loop-cpu-float64"].iloc[0]
+    assert jax["time_per_epoch_s"] == pytest.approx(1e-6)          # 1 ms / 1000 epochs
+    assert jax["vs_numpy"] == pytest.approx(4.0)                   # 4 ms / 1 ms
+    assert jax["gflops"] == pytest.approx(80 * 1000 / 1e-3 / 1e9)  # 80 FLOPs x 1000 epochs in 1 ms
+    assert jax["of_machine"] == pytest.approx(jax["gflops"] / 2.0)  # machine: 1 / 0.5 s = 2 GFLOP/s
+    for fmt, marker in [("table", "4.00x"), ("markdown", "| jax-jit-loop-cpu-float64 |"), ("csv", "vs_numpy")]:
+        assert main(["compare", "--format", fmt]) == 0
+        assert marker in capsys.readouterr().out
