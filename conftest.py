@@ -24,3 +24,5 @@ def pytest_configure(config):
     if not (option.benchmark_save or option.benchmark_json):
         option.benchmark_autosave = get_tag()  # NNNN_<commit>_<date>.json, as --benchmark-autosave names it
     option.benchmark_save_data = True
+    if not option.benchmark_columns:  # the columns a comparison needs, narrow enough for a terminal
+        option.benchmark_columns = ["median", "iqr", "min", "rounds"]
