@@ -131,7 +131,7 @@ def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
 
 
-def _seconds(value: float) -> str:
+def seconds_text(value: float) -> str:
     if not np.isfinite(value):
         return ""
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
@@ -147,11 +147,11 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "workload": table["workload"], "backend": table["name"],
-        "time/epoch": table["time_per_epoch_s"].map(_seconds),
+        "time/epoch": table["time_per_epoch_s"].map(seconds_text),
         "vs numpy": fmt(table["vs_numpy"], ".2f").where(table["vs_numpy"].isna(), fmt(table["vs_numpy"], ".2f") + "x"),
         "GFLOP/s": fmt(table["gflops"], ".1f"),
         "% matmul": fmt(table["of_machine"] * 100, ".0f"),
-        "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else _seconds(v)),
+        "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else seconds_text(v)),
         "peak MB": fmt(table["peak_memory_bytes"] / 1e6, ".0f"),
         "working set MB": fmt(table["working_set_bytes"] / 1e6, ".0f"),
     })
