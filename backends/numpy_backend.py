@@ -79,9 +79,10 @@ def backward(a, weights, bias=True, activation="identity"):
     """
     _, dsigma = ACTIVATIONS[activation]
     dW, db = [None] * len(weights), [None] * len(weights)
-    delta = a.pop()                                         # delta is dL/dz_l as it walks back; first
-    delta *= 2                                              # dL/dz_L = dL/da_L = 2(a_L - y) / n
-    delta /= delta.size
+    # delta is dL/dz_l as the walk goes back; it starts at the output layer, which is linear:
+    delta = a.pop()                                         # a_L - y
+    delta *= 2
+    delta /= delta.size                                     # dL/dz_L = dL/da_L = 2(a_L - y) / n
     for l in reversed(range(len(weights))):
         a_in = a.pop()                                      # a_{l-1}, the input of layer l
         dW[l] = a_in.T @ delta                              # dL/dW_l = a_{l-1}ᵀ dL/dz_l

@@ -166,7 +166,7 @@ def add_report_parsers(commands) -> None:
     p.set_defaults(run=run_compare)
     p = commands.add_parser("plot", help="draw one saved run's figures under results/plots/")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
-    p.set_defaults(run=run_plot, plot=True, format=None, output=None)
+    p.set_defaults(run=run_compare, plot=True, format=None, output=None)
     p = commands.add_parser("check", help="flag benchmarks that slowed significantly against a baseline run")
     p.add_argument("--baseline", required=True, metavar="RUN")
     p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest)")
@@ -194,7 +194,9 @@ def run_compare(args) -> int:
     if table.empty:
         raise ValueError(f"run {run} holds no training benchmarks")
     if args.format is not None:
-        text = f"run {run}\n\n" + report.render(table, args.format) if args.format != "csv" else report.render(table, "csv")
+        text = report.render(table, args.format)
+        if args.format != "csv":
+            text = f"run {run}\n\n{text}"
         if args.output:
             Path(args.output).write_text(text)
             print(f"wrote {args.output}")
@@ -204,10 +206,6 @@ def run_compare(args) -> int:
         for path in plots.plot(table, run, report.RESULTS / "plots" / run):
             print(f"wrote {path} (and .svg)")
     return 0
-
-
-def run_plot(args) -> int:
-    return run_compare(args)
 
 
 def run_check(args) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from backprop_bench.report import calibration_rows
+
 NORMALIZE = ("numpy", "matmul")
 
 
@@ -23,7 +25,7 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
     if normalize is None:
         return rows.set_index("benchmark")
     if normalize == "matmul":
-        calibration = rows[rows.get("calibration", pd.Series(False, index=rows.index)).fillna(False).astype(bool)]
+        calibration = calibration_rows(rows)
         if calibration.empty:
             raise ValueError(f"run {run} has no matmul calibration to normalize by")
         reference = pd.Series(calibration["median"].min(), index=rows.index)

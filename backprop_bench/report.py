@@ -108,14 +108,22 @@ def load(runs: list[str]) -> pd.DataFrame:
     for path in extra:
         if not path.is_file():
             raise ValueError(f"no such run file: {path}")
-    paths = run_files() + [p for p in extra if p.resolve() not in {q.resolve() for q in run_files()}]
-    return load_runs(paths)
+    saved = run_files()
+    known = {p.resolve() for p in saved}
+    return load_runs(saved + [p for p in extra if p.resolve() not in known])
+
+
+def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The matmul calibration benchmarks among `rows`."""
+    if "calibration" not in rows:
+        return rows.iloc[0:0]
+    return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
 def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     """One run's training benchmarks side by side: per workload, every backend and variant."""
     rows = frame[frame["run"] == run]
-    matmul = rows[rows.get("calibration", pd.Series(False, index=rows.index)).fillna(False).astype(bool)]
+    matmul = calibration_rows(rows)
     machine_gflops = matmul["gflops"].max() if "gflops" in matmul and len(matmul) else np.nan
     bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
     bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
@@ -148,7 +156,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "workload": table["workload"], "backend": table["name"],
         "time/epoch": table["time_per_epoch_s"].map(seconds_text),
-        "vs numpy": fmt(table["vs_numpy"], ".2f").where(table["vs_numpy"].isna(), fmt(table["vs_numpy"], ".2f") + "x"),
+        "vs numpy": fmt(table["vs_numpy"], ".2f").map(lambda text: text and text + "x"),
         "GFLOP/s": fmt(table["gflops"], ".1f"),
         "% matmul": fmt(table["of_machine"] * 100, ".0f"),
         "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else seconds_text(v)),

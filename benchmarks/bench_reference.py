@@ -59,7 +59,7 @@ def test_reference(benchmark, preset_workload, reference, numpy_reference):
     workload = preset_workload
     spec, data = workload.spec, workload.data
     benchmark.name = f"{workload.name}[reference-{reference}-cpu-{spec.dtype}]"
-    benchmark.group = f"{workload.name}: {spec.describe()}, {workload.n_samples} samples, {spec.epochs} epochs"
+    benchmark.group = workload.group(spec)
     setup, target, trained = REFERENCES[reference](spec, data, init_params(spec))
 
     result = trained(benchmark.pedantic(target, setup=setup, rounds=1 if benchmark.disabled else ROUNDS))

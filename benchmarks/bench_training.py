@@ -39,7 +39,7 @@ def test_train(benchmark, workload, case, numpy_reference):
     if benchmark.disabled:  # smoke test: every benchmark once, with few epochs on the big workloads
         spec = spec.with_(epochs=min(spec.epochs, 2)) if workload.sweep else spec
     benchmark.name = f"{workload.name}[{name}-{variant}-{device}-{spec.dtype}]"
-    benchmark.group = f"{workload.name}: {spec.describe()}, {workload.n_samples} samples, {spec.epochs} epochs"
+    benchmark.group = workload.group(spec)
 
     trainer = backends.get(name, variant)(spec, device)
     params, data = init_params(spec), workload.data

@@ -29,6 +29,10 @@ class Workload:
     def flops_per_epoch(self) -> int:
         return epoch_flops(self.spec, self.n_samples)
 
+    def group(self, spec: ModelSpec) -> str:
+        """The benchmark table this workload's results go in, e.g. 'seed-affine: 1-1-1 identity bias ...'."""
+        return f"{self.name}: {spec.describe()}, {self.n_samples} samples, {spec.epochs} epochs"
+
     def working_set_bytes(self) -> int:
         """Parameters, their gradients, and every layer's activations for one epoch."""
         spec, itemsize = self.spec, 4 if self.spec.dtype == "float32" else 8

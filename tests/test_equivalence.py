@@ -25,6 +25,11 @@ def random_specs(count: int, seed: int = 2024) -> list[ModelSpec]:
     return specs
 
 
+def spec_id(spec: ModelSpec) -> str:
+    """e.g. '3-8-2-tanh-bias-notebook'."""
+    return "-".join(spec.describe().split()[:-1] + [spec.init])
+
+
 SPECS = [
     ModelSpec((3, 8, 2), activation="tanh", lr=0.05),
     ModelSpec((4, 16, 16, 3), activation="relu", init="he", lr=0.05),
@@ -37,7 +42,7 @@ SPECS = [
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("epochs", [1, 200])
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: "-".join(s.describe().split()[:-1] + [s.init]))
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_backend_matches_numpy(backend, spec, epochs, dtype):
     name, variant, device = backend
     spec = spec.with_(epochs=epochs, dtype=dtype)

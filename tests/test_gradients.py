@@ -5,9 +5,7 @@ import pytest
 
 from backends.numpy_backend import loss_and_gradients
 from backprop_bench.model import init_params, synthetic_data
-from tests.test_equivalence import SPECS
-
-SPEC_IDS = [f"{'-'.join(map(str, s.layers))}-{s.activation}-{'bias' if s.bias else 'nobias'}" for s in SPECS]
+from tests.test_equivalence import SPECS, spec_id
 
 
 def numpy_gradients(spec, params, data):
@@ -41,7 +39,7 @@ def setup(spec):
     return spec, params, synthetic_data(spec, samples=16)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_backward_matches_central_differences(spec):
     spec, params, data = setup(spec)
     _, grads = numpy_gradients(spec, params, data)
@@ -63,7 +61,7 @@ def test_backward_matches_central_differences(spec):
 AUTODIFF_TOL = {"rtol": 1e-10, "atol": 1e-13}
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_backward_matches_torch_autograd(spec):
     torch = pytest.importorskip("torch")
     acts = {"identity": lambda a: a, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
@@ -78,7 +76,7 @@ def test_backward_matches_torch_autograd(spec):
         np.testing.assert_allclose(grads[name], p.grad.numpy(), **AUTODIFF_TOL, err_msg=name)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_backward_matches_jax_grad(spec):
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
