@@ -70,39 +70,57 @@ def forward(x, weights, biases, activation="identity"):
     return a
 
 
-def backward(a, weights, bias=True, activation="identity"):
-    """Gradients of the loss with respect to every W_l and b_l, by the chain rule.
+def backward(a, weights, dW, db, activation="identity"):
+    """Gradients of the loss with respect to every W_l and b_l, by the chain rule, written into dW and db.
 
     `a` is the forward pass's list with the prediction replaced by the error a_L - y.
     The walk back takes each layer's input off that list and overwrites it, so memory
-    is freed as it goes. Returns (dW, db), lists in layer order (db of Nones without biases).
+    is freed as it goes. dW and db are lists of arrays shaped like the weights and
+    biases, in layer order (db is empty without biases).
     """
     _, dsigma = ACTIVATIONS[activation]
-    dW, db = [None] * len(weights), [None] * len(weights)
     # delta is dL/dz_l as the walk goes back; it starts at the output layer, which is linear:
     delta = a.pop()                                         # a_L - y
-    delta *= 2
-    delta /= delta.size                                     # dL/dz_L = dL/da_L = 2(a_L - y) / n
+    delta *= 2 / delta.size                                 # dL/dz_L = dL/da_L = 2(a_L - y) / n
     for l in reversed(range(len(weights))):
         a_in = a.pop()                                      # a_{l-1}, the input of layer l
-        dW[l] = a_in.T @ delta                              # dL/dW_l = a_{l-1}ᵀ dL/dz_l
-        if bias:
-            db[l] = np.add.reduce(delta, axis=0)            # dL/db_l = Σ_samples dL/dz_l
+        np.matmul(a_in.T, delta, out=dW[l])                 # dL/dW_l = a_{l-1}ᵀ dL/dz_l
+        if db:
+            np.add.reduce(delta, axis=0, out=db[l])         # dL/db_l = Σ_samples dL/dz_l
         if l > 0:
             delta = delta @ weights[l].T                    # dL/da_{l-1} = dL/dz_l W_lᵀ
             if dsigma is not None:
                 delta *= dsigma(a_in)                       # dL/dz_{l-1} = dL/da_{l-1} ⊙ σ'(z_{l-1})
-    return dW, db
 
 
-def loss_and_gradients(x, y, weights, biases, activation="identity"):
-    """The loss at (weights, biases) and its gradients (dW, db): one forward and one backward pass."""
+def loss_and_gradients(x, y, weights, biases, dW, db, activation="identity"):
+    """The loss at (weights, biases), with its gradients written into dW and db: one forward and one backward pass."""
     a = forward(x, weights, biases, activation)
     error = a[-1]
     error -= y                                              # a_L - y, in place of the prediction
     loss = np.vdot(error, error) / error.size               # L = mean((a_L - y)²)
     del error                                               # backward frees it once used
-    return loss, *backward(a, weights, bool(biases), activation)
+    backward(a, weights, dW, db, activation)
+    return loss
+
+
+class FlatParams:
+    """Every W_l and b_l as a view into one flat vector θ, so that an update is one operation on θ."""
+
+    def __init__(self, arrays: list[np.ndarray], bias: bool):
+        self.vector = np.concatenate([p.ravel() for p in arrays])
+        self.views = []
+        start = 0
+        for p in arrays:
+            self.views.append(self.vector[start:start + p.size].reshape(p.shape))
+            start += p.size
+        # Params are ordered W1, b1, W2, b2, ... with biases, W1, W2, ... without.
+        self.weights = self.views[0::2] if bias else self.views
+        self.biases = self.views[1::2] if bias else []
+
+    def zeros_like(self) -> FlatParams:
+        """A vector laid out like θ, for its gradient ∇θ L."""
+        return FlatParams([np.zeros_like(v) for v in self.views], bool(self.biases))
 
 
 class NumpyBackend(Backend):
@@ -110,32 +128,24 @@ class NumpyBackend(Backend):
     variant = "handwritten"
 
     def load(self, params: Params, data: Dataset):
-        weights = [params[f"W{l}"].copy() for l in range(1, self.spec.n_layers + 1)]
-        biases = [params[f"b{l}"].copy() for l in range(1, self.spec.n_layers + 1)] if self.spec.bias else []
-        return weights, biases, data.x, data.y
+        params = FlatParams([params[name] for name in self.spec.param_names()], self.spec.bias)
+        return params, params.zeros_like(), data.x, data.y
 
     def run(self, loaded):
-        weights, biases, x, y = loaded
+        params, grads, x, y = loaded
         lr, activation = self.spec.lr, self.spec.activation
         losses = np.empty(self.spec.epochs, dtype=x.dtype)
         # A diverging run overflows; check_finite reports it with its epoch, so no warnings here.
         with np.errstate(over="ignore", invalid="ignore"):
             for epoch in range(self.spec.epochs):
-                losses[epoch], dW, db = loss_and_gradients(x, y, weights, biases, activation)
-                for W, g in zip(weights, dW):
-                    W -= lr * g                             # W ← W - lr dL/dW
-                for b, g in zip(biases, db):
-                    b -= lr * g                             # b ← b - lr dL/db
-        return weights, biases, losses
+                losses[epoch] = loss_and_gradients(x, y, params.weights, params.biases,
+                                                   grads.weights, grads.biases, activation)
+                params.vector -= lr * grads.vector              # θ ← θ - lr ∇θ L: every W_l and b_l at once
+        return params, losses
 
     def fetch(self, trained) -> TrainResult:
-        weights, biases, losses = trained
-        params = {}
-        for l, W in enumerate(weights, start=1):
-            params[f"W{l}"] = W
-            if biases:
-                params[f"b{l}"] = biases[l - 1]
-        return TrainResult(params, losses.astype(np.float64))
+        params, losses = trained
+        return TrainResult(dict(zip(self.spec.param_names(), params.views)), losses.astype(np.float64))
 
 
 VARIANTS = {"handwritten": NumpyBackend}

@@ -3,20 +3,18 @@
 import numpy as np
 import pytest
 
-from backends.numpy_backend import loss_and_gradients
+from backends.numpy_backend import FlatParams, loss_and_gradients
 from backprop_bench.model import init_params, synthetic_data
 from tests.test_equivalence import SPECS, spec_id
 
 
 def numpy_gradients(spec, params, data):
     """The NumPy backend's loss and gradients as one dict: W1, b1, ... in the spec's order."""
-    n = spec.n_layers
-    weights = [params[f"W{l}"] for l in range(1, n + 1)]
-    biases = [params[f"b{l}"] for l in range(1, n + 1)] if spec.bias else []
-    loss, dW, db = loss_and_gradients(data.x, data.y, weights, biases, spec.activation)
-    grads = {f"W{l}": g for l, g in enumerate(dW, start=1)}
-    grads.update({f"b{l}": g for l, g in enumerate(db, start=1)} if spec.bias else {})
-    return loss, grads
+    names = spec.param_names()
+    flat = FlatParams([params[name] for name in names], spec.bias)
+    grads = flat.zeros_like()
+    loss = loss_and_gradients(data.x, data.y, flat.weights, flat.biases, grads.weights, grads.biases, spec.activation)
+    return loss, dict(zip(names, grads.views))
 
 
 def reference_loss(act, params, x, y, n_layers):
