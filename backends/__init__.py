@@ -73,10 +73,8 @@ def cases() -> list[tuple[str, str, str, str | None]]:
             found.append((name, "-", "cpu", str(err)))
             continue
         for variant, cls in by_variant.items():
-            here = cls.devices()
             for device in cls.supports:
-                reason = None if device in here else f"{name} has no {device} device on this machine"
-                found.append((name, variant, device, reason))
+                found.append((name, variant, device, cls.unavailable(device)))
     return found
 
 

@@ -48,6 +48,8 @@ class Backend(ABC):
             raise BackendUnavailable(
                 f"device {device!r} is not available to {self.name} here (available: {', '.join(self.devices())})"
             )
+        if reason := self.unavailable(device):
+            raise BackendUnavailable(reason)
         self.spec = spec
         self.device = device
 
@@ -55,6 +57,11 @@ class Backend(ABC):
     def devices(cls) -> list[str]:
         """The devices this backend can train on, on this machine."""
         return ["cpu"]
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        """None if this variant can train on `device` here, else the reason it cannot."""
+        return None if device in cls.devices() else f"{cls.name} has no {device} device on this machine"
 
     @abstractmethod
     def load(self, params: Params, data: Dataset) -> Any: ...

@@ -7,6 +7,9 @@ torch.optim.SGD(foreach=True) does; `compile` compiles one whole epoch.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import torch
 
@@ -78,6 +81,13 @@ class TorchCompile(TorchEager):
 
     variant = "compile"
 
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        # Inductor writes C++ for the CPU and builds it with the system's compiler.
+        if device == "cpu" and not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+            return "torch.compile on the CPU needs a C++ compiler: install g++ or clang++, or set CXX"
+        return super().unavailable(device)
+
     def __init__(self, spec, device="cpu"):
         super().__init__(spec, device)
         loss_and_grad = torch.func.grad_and_value(mse)
@@ -89,7 +99,10 @@ class TorchCompile(TorchEager):
         # Each spec is one more specialization of this same `step` code; a suite trains
         # dozens of specs in one process, past dynamo's default limit of 8 per code object.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
-        self._step = torch.compile(step, fullgraph=True)
+        # dynamic=False: each workload gets kernels for its own shapes, compiled (and timed
+        # as compile_s) on its own, rather than reusing a shape-generic graph after the
+        # second shape, which would make compile time depend on what ran before.
+        self._step = torch.compile(step, fullgraph=True, dynamic=False)
 
     def load(self, params: Params, data: Dataset):
         tensors, x, y, losses = super().load(params, data)

@@ -216,6 +216,7 @@ def run_check(args) -> int:
     table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
     unit = "relative to " + args.normalize if args.normalize else "seconds"
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
+    print("setup changes: " + (", ".join(regress.setup_changes(frame, baseline, current)) or "none"))
     print(table.to_string(index=False, formatters={
         "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
     regressed = table[table["verdict"] == "REGRESSION"]

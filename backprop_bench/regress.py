@@ -38,6 +38,13 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
     return rows.set_index("benchmark")
 
 
+def setup_changes(frame: pd.DataFrame, baseline: str, current: str) -> list[str]:
+    """What differs between two runs' setups, e.g. 'torch 2.12.0 -> 2.13.0': the likely cause of a change."""
+    old, new = (frame.loc[frame["run"] == run, "setup"].iloc[0] for run in (baseline, current))
+    return [f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
 def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
           normalize: str | None = None) -> pd.DataFrame:
     """One row per benchmark in both runs: medians, ratio, p-value and verdict."""

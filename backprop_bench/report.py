@@ -27,6 +27,14 @@ def _machine(info: dict) -> str:
     return f"{info.get('node', '?')} ({cpu.get('brand_raw') or info.get('processor') or info.get('machine', '?')})"
 
 
+def _setup(info: dict) -> dict:
+    """What can change speed on the same machine: framework versions, BLAS, thread and XLA settings."""
+    suite = info.get("backprop_bench", {}) or {}
+    setup = {k: suite[k] for k in ("python", "numpy", "numpy_blas", "torch", "jax") if k in suite}
+    setup.update({f"${k}": v for k, v in (suite.get("env", {}) or {}).items()})
+    return setup
+
+
 def _read(path: Path) -> dict | None:
     try:
         run = json.loads(path.read_text())
@@ -69,6 +77,7 @@ def load_runs(paths: list[Path] | None = None) -> pd.DataFrame:
             stats = bench["stats"]
             row = {
                 "run": _run_id(Path(path)), "path": str(path), "machine": _machine(run["machine_info"]),
+                "setup": _setup(run["machine_info"]),
                 "commit": commit.get("id", ""), "datetime": run.get("datetime", ""),
                 "benchmark": bench["name"], "group": bench.get("group") or "",
                 **{k: stats.get(k) for k in STATS}, "data": stats.get("data"),

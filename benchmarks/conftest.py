@@ -59,7 +59,9 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:  # older NumPy: no dict form of its config
         info["numpy_blas"] = "unknown"
-    info["threads_env"] = {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS") or k.startswith("OPENBLAS")}
+    # Settings that change speed without changing code: thread counts, BLAS and XLA flags.
+    info["env"] = {k: v for k, v in os.environ.items()
+                   if k.endswith("_NUM_THREADS") or k.startswith(("OPENBLAS", "MKL_", "XLA_FLAGS"))}
     if backends.available()["torch"] is None:
         import torch
 

@@ -60,6 +60,20 @@ def test_cuda_without_a_gpu_is_a_value_error(name):
         backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, name, device="cuda")
 
 
+def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(monkeypatch):
+    if backends.available()["torch"] is not None:
+        pytest.skip("torch not installed")
+    import backends.torch_backend as torch_backend
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(torch_backend.shutil, "which", lambda name: None)
+    reasons = {(name, variant, device): reason for name, variant, device, reason in backends.cases()}
+    assert "needs a C++ compiler" in reasons[("torch", "compile", "cpu")]
+    assert reasons[("torch", "eager", "cpu")] is None
+    with pytest.raises(backends.BackendUnavailable, match="needs a C\\+\\+ compiler"):
+        backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, "torch", "compile")
+
+
 def test_divergence_names_the_epoch(backend):
     name, variant, device = backend
     chosen = preset("seed-affine")

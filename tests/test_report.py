@@ -19,7 +19,8 @@ def results(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None):
+def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None,
+              setup=None):
     """A run as pytest-benchmark saves it, with these raw timings (seconds) per benchmark name."""
     benchmarks = []
     for name, data in timings.items():
@@ -39,7 +40,8 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
             "extra_info": {"calibration": True, "gflops": 1.0 / calibration}})
     path = results / node / f"{number:04d}_abc_{when[:10]}.json"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}},
+    suite = setup or {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0", "jax": "0.10.2", "env": {}}
+    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}, "backprop_bench": suite},
                                 "commit_info": {"id": "abc"}, "datetime": when, "benchmarks": benchmarks}))
     return path
 
@@ -69,6 +71,17 @@ def test_same_distribution_is_not_flagged(results, capsys):
     assert main(["check", "--baseline", "1"]) == 0  # --against defaults to the latest run, 2
     out = capsys.readouterr().out
     assert "REGRESSION" not in out and "current box/0002" in out
+    assert "setup changes: none" in out
+
+
+def test_check_names_what_changed_between_runs(results, capsys):
+    timings = {name: draws(i, 1e-3) for i, name in enumerate(BENCHMARKS)}
+    write_run(results, 1, timings, setup={"torch": "2.12.0", "jax": "0.10.2", "env": {}})
+    write_run(results, 2, timings, when="2026-11-25T11:00:00",
+              setup={"torch": "2.13.0", "jax": "0.10.2", "env": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}})
+    assert main(["check", "--baseline", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "setup changes: $XLA_FLAGS (unset) -> --xla_cpu_enable_fast_math=true, torch 2.12.0 -> 2.13.0" in out
 
 
 def test_large_noisy_change_is_not_flagged(results, capsys):
