@@ -142,8 +142,12 @@ def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
         if column not in bench:
             bench[column] = np.nan
     bench["of_machine"] = bench["gflops"] / machine_gflops
+    # The same against the backend's own framework's matmul: what its BLAS or compiler allows.
+    own = matmul.set_index(["backend", "device"])["gflops"] if len(matmul) else pd.Series(dtype=float)
+    bench["of_own_matmul"] = [gflops / own.get((backend, device), np.nan)
+                              for gflops, backend, device in zip(bench["gflops"], bench["backend"], bench["device"])]
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    table = bench[["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "compile_s",
+    table = bench[["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
                    "peak_memory_bytes", "working_set_bytes", "epoch_flops"]]
     return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
 
@@ -158,7 +162,8 @@ def seconds_text(value: float) -> str:
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Human units: time per epoch, x faster than NumPy, GFLOP/s, % of the machine's matmul rate, MB."""
+    """Human units: time per epoch, x faster than NumPy, GFLOP/s, % of the machine's and of the
+    framework's own matmul rate, MB."""
     def fmt(values, spec):
         return values.map(lambda v: "" if pd.isna(v) else format(v, spec))
 
@@ -168,6 +173,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
         "vs numpy": fmt(table["vs_numpy"], ".2f").map(lambda text: text and text + "x"),
         "GFLOP/s": fmt(table["gflops"], ".1f"),
         "% matmul": fmt(table["of_machine"] * 100, ".0f"),
+        "% own matmul": fmt(table["of_own_matmul"] * 100, ".0f"),
         "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else seconds_text(v)),
         "peak MB": fmt(table["peak_memory_bytes"] / 1e6, ".0f"),
         "working set MB": fmt(table["working_set_bytes"] / 1e6, ".0f"),
