@@ -55,6 +55,8 @@ class TorchEager(Backend):
         tensors = [torch.tensor(p, device=device, requires_grad=True) for p in params.values()]
         x, y = (torch.tensor(a, device=device) for a in (data.x, data.y))
         losses = torch.empty(self.spec.epochs, dtype=x.dtype, device=device)
+        if self.device == "cuda":
+            torch.cuda.synchronize()  # every copy done before the clock starts
         return tensors, x, y, losses
 
     def run(self, loaded):
