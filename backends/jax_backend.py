@@ -10,7 +10,6 @@ loaded, so the timed call is the executable alone.
 from __future__ import annotations
 
 import contextlib
-import math
 from functools import partial
 
 import jax
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from backends.base import Backend, TrainResult
-from backprop_bench.model import Dataset, Params
+from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
 # jax.nn.relu, not jnp.maximum(z, 0): the latter's gradient at exactly 0 is 0.5,
 # while NumPy's and torch's relu use 0 there.
@@ -41,17 +40,7 @@ def mse(params, x, y, n_layers, activation):
     return jnp.mean(jnp.square(forward(params, x, n_layers, activation) - y))
 
 
-def unflatten(theta, shapes: dict[str, tuple[int, ...]]) -> dict:
-    """The parameters by name, sliced in order out of the flat vector θ (NumPy or JAX)."""
-    params, start = {}, 0
-    for name, shape in shapes.items():
-        size = math.prod(shape)
-        params[name] = theta[start:start + size].reshape(shape)
-        start += size
-    return params
-
-
-def step(theta, x, y, shapes, lr, n_layers, activation):
+def step(theta, x, y, spec: ModelSpec):
     """One epoch on the flat parameter vector θ: θ - lr ∇θ L, and the loss before the update.
 
     Why flat, as in the NumPy backend: the update is one fused op rather than one per
@@ -61,8 +50,8 @@ def step(theta, x, y, shapes, lr, n_layers, activation):
     seed-affine's loop body has five fused ops, each reading x and y, and goes over
     (about 700 ns/epoch, against 60 flat).
     """
-    loss, grad = jax.value_and_grad(lambda t: mse(unflatten(t, shapes), x, y, n_layers, activation))(theta)
-    return theta - lr * grad, loss
+    loss, grad = jax.value_and_grad(lambda t: mse(unflatten(spec, t), x, y, spec.n_layers, spec.activation))(theta)
+    return theta - spec.lr * grad, loss
 
 
 class JaxLoop(Backend):
@@ -80,8 +69,7 @@ class JaxLoop(Backend):
     def __init__(self, spec, device="cpu"):
         super().__init__(spec, device)
         self._device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-        self._step = partial(step, shapes=spec.param_shapes(), lr=spec.lr, n_layers=spec.n_layers,
-                             activation=spec.activation)
+        self._step = partial(step, spec=spec)
         self._compiled = {}  # (x shape, y shape, dtype) -> the executable `run` calls
 
     def train_all(self, theta, x, y):
@@ -109,7 +97,7 @@ class JaxLoop(Backend):
         Compiling here, under config(), leaves `run` a bare call of the executable:
         no tracing, no cache lookup, no settings to switch (about 8 us per call less).
         """
-        theta = np.concatenate([params[name].ravel() for name in self.spec.param_names()])
+        theta = flatten(self.spec, params)
         with self.config():
             # device_put returns before the copy is done: wait, or the timed call would.
             loaded = jax.block_until_ready(jax.device_put((theta, data.x, data.y), self._device))
@@ -124,7 +112,7 @@ class JaxLoop(Backend):
 
     def fetch(self, trained) -> TrainResult:
         theta, losses = trained
-        return TrainResult(unflatten(np.asarray(theta), self.spec.param_shapes()), np.asarray(losses, dtype=np.float64))
+        return TrainResult(unflatten(self.spec, np.asarray(theta)), np.asarray(losses, dtype=np.float64))
 
 
 class JaxStep(JaxLoop):

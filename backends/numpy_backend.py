@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from backends.base import Backend, TrainResult
-from backprop_bench.model import Dataset, Params
+from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
 
 # Each activation σ beside its derivative σ'(z). Both work in place, to keep the
@@ -105,22 +105,13 @@ def loss_and_gradients(x, y, weights, biases, dW, db, activation="identity"):
 
 
 class FlatParams:
-    """Every W_l and b_l as a view into one flat vector θ, so that an update is one operation on θ."""
+    """θ, every parameter in one vector, with each W_l and b_l a view into it: an update is one operation on θ."""
 
-    def __init__(self, arrays: list[np.ndarray], bias: bool):
-        self.vector = np.concatenate([p.ravel() for p in arrays])
-        self.views = []
-        start = 0
-        for p in arrays:
-            self.views.append(self.vector[start:start + p.size].reshape(p.shape))
-            start += p.size
-        # Params are ordered W1, b1, W2, b2, ... with biases, W1, W2, ... without.
-        self.weights = self.views[0::2] if bias else self.views
-        self.biases = self.views[1::2] if bias else []
-
-    def zeros_like(self) -> FlatParams:
-        """A vector laid out like θ, for its gradient ∇θ L."""
-        return FlatParams([np.zeros_like(v) for v in self.views], bool(self.biases))
+    def __init__(self, spec: ModelSpec, vector: np.ndarray):
+        self.vector = vector
+        self.views = unflatten(spec, vector)
+        self.weights = [self.views[f"W{l}"] for l in range(1, spec.n_layers + 1)]
+        self.biases = [self.views[f"b{l}"] for l in range(1, spec.n_layers + 1)] if spec.bias else []
 
 
 class NumpyBackend(Backend):
@@ -128,8 +119,8 @@ class NumpyBackend(Backend):
     variant = "handwritten"
 
     def load(self, params: Params, data: Dataset):
-        params = FlatParams([params[name] for name in self.spec.param_names()], self.spec.bias)
-        return params, params.zeros_like(), data.x, data.y
+        theta = flatten(self.spec, params)
+        return FlatParams(self.spec, theta), FlatParams(self.spec, np.zeros_like(theta)), data.x, data.y
 
     def run(self, loaded):
         params, grads, x, y = loaded
@@ -145,7 +136,7 @@ class NumpyBackend(Backend):
 
     def fetch(self, trained) -> TrainResult:
         params, losses = trained
-        return TrainResult(dict(zip(self.spec.param_names(), params.views)), losses.astype(np.float64))
+        return TrainResult(params.views, losses.astype(np.float64))
 
 
 VARIANTS = {"handwritten": NumpyBackend}

@@ -185,6 +185,21 @@ def check_params(spec: ModelSpec, params: Params) -> None:
             raise ValueError(f"{name} has shape {np.shape(params[name])}, but the spec needs {shape}")
 
 
+def flatten(spec: ModelSpec, params: Params) -> np.ndarray:
+    """Every parameter in one vector θ, in the spec's order W1, b1, W2, b2, ..."""
+    return np.concatenate([np.ravel(params[name]) for name in spec.param_names()])
+
+
+def unflatten(spec: ModelSpec, theta) -> dict:
+    """The parameters by name, sliced in order out of θ: views for a NumPy θ, traced slices for JAX."""
+    params, start = {}, 0
+    for name, shape in spec.param_shapes().items():
+        size = math.prod(shape)
+        params[name] = theta[start:start + size].reshape(shape)
+        start += size
+    return params
+
+
 def synthetic_data(spec: ModelSpec, samples: int, seed: int | None = None) -> Dataset:
     """A seeded regression task that fits `spec`: x ~ N(0, 1), y = tanh(x A) B + c.
 

@@ -4,17 +4,16 @@ import numpy as np
 import pytest
 
 from backends.numpy_backend import FlatParams, loss_and_gradients
-from backprop_bench.model import init_params, synthetic_data
+from backprop_bench.model import flatten, init_params, synthetic_data
 from tests.test_equivalence import SPECS, spec_id
 
 
 def numpy_gradients(spec, params, data):
     """The NumPy backend's loss and gradients as one dict: W1, b1, ... in the spec's order."""
-    names = spec.param_names()
-    flat = FlatParams([params[name] for name in names], spec.bias)
-    grads = flat.zeros_like()
+    theta = flatten(spec, params)
+    flat, grads = FlatParams(spec, theta), FlatParams(spec, np.zeros_like(theta))
     loss = loss_and_gradients(data.x, data.y, flat.weights, flat.biases, grads.weights, grads.biases, spec.activation)
-    return loss, dict(zip(names, grads.views))
+    return loss, grads.views
 
 
 def reference_loss(act, params, x, y, n_layers):
