@@ -154,6 +154,9 @@ def run_backends(args) -> int:
         found = backends.variants(name)
         devices = next(iter(found.values())).devices()
         print(f"{name}: variants {', '.join(found)}; devices {', '.join(devices)}")
+        for case_name, variant, device, why in backends.cases():
+            if case_name == name and why and device in devices:  # a variant that cannot use a device that is here
+                print(f"  {variant} on {device}: unavailable: {why}")
     return 0
 
 

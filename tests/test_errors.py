@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import backends
+from backprop_bench.cli import main
 from backprop_bench.model import ModelSpec, preset, synthetic_data
 
 BAD_SPECS = [
@@ -60,7 +61,7 @@ def test_cuda_without_a_gpu_is_a_value_error(name):
         backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, name, device="cuda")
 
 
-def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(monkeypatch):
+def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(monkeypatch, capsys):
     if backends.available()["torch"] is not None:
         pytest.skip("torch not installed")
     import backends.torch_backend as torch_backend
@@ -72,6 +73,8 @@ def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(mon
     assert reasons[("torch", "eager", "cpu")] is None
     with pytest.raises(backends.BackendUnavailable, match="needs a C\\+\\+ compiler"):
         backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, "torch", "compile")
+    assert main(["backends"]) == 0
+    assert "compile on cpu: unavailable: torch.compile on the CPU needs a C++ compiler" in capsys.readouterr().out
 
 
 def test_divergence_names_the_epoch(backend):
