@@ -147,6 +147,7 @@ def print_report(spec: ModelSpec, data: Dataset, result: backends.TrainResult, l
 
 def run_backends(args) -> int:
     """List every backend with its variants and devices, or why it is unavailable."""
+    cases = backends.cases()
     for name, reason in backends.available().items():
         if reason:
             print(f"{name}: unavailable: {reason}")
@@ -154,7 +155,7 @@ def run_backends(args) -> int:
         found = backends.variants(name)
         devices = next(iter(found.values())).devices()
         print(f"{name}: variants {', '.join(found)}; devices {', '.join(devices)}")
-        for case_name, variant, device, why in backends.cases():
+        for case_name, variant, device, why in cases:
             if case_name == name and why and device in devices:  # a variant that cannot use a device that is here
                 print(f"  {variant} on {device}: unavailable: {why}")
     return 0
