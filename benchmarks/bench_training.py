@@ -8,13 +8,10 @@ trained result of the timed rounds is checked against the NumPy backend.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-import backends
-from backprop_bench.model import TOLERANCES, init_params
+from backprop_bench.timing import Training
 from benchmarks.conftest import case_params
 from benchmarks.memory import peak_bytes
 
@@ -27,12 +24,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("case", case_params(metafunc.config))
 
 
-def seconds(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def test_train(benchmark, workload, case, numpy_reference):
     name, variant, device = case
     spec = workload.spec
@@ -41,23 +32,17 @@ def test_train(benchmark, workload, case, numpy_reference):
     benchmark.name = f"{workload.name}[{name}-{variant}-{device}-{spec.dtype}]"
     benchmark.group = workload.group(spec)
 
-    trainer = backends.get(name, variant)(spec, device)
-    params, data = init_params(spec), workload.data
+    training = Training(spec, workload.data, name, variant, device)
     rounds = 1
     if not benchmark.disabled:
-        first_call_s = seconds(lambda: trainer.run(trainer.load(params, data)))
-        loaded = trainer.load(params, data)
-        warm_s = seconds(lambda: trainer.run(loaded))
+        first_call_s, _ = training.time_once()
+        warm_s, _ = training.time_once()
         rounds = int(np.clip(TARGET_SECONDS / warm_s, MIN_ROUNDS, MAX_ROUNDS))
 
-    trained = benchmark.pedantic(trainer.run, setup=lambda: ((trainer.load(params, data),), {}), rounds=rounds)
+    trained = benchmark.pedantic(training.run, setup=lambda: ((training.fresh(),), {}), rounds=rounds)
 
-    result = trainer.fetch(trained)
-    backends.check_finite(result)
-    expected = numpy_reference(spec, data)
-    for param in expected.params:
-        np.testing.assert_allclose(result.params[param], expected.params[param], **TOLERANCES[spec.dtype],
-                                   err_msg=f"{benchmark.name}: {param} differs from the NumPy backend's")
+    result = training.result(trained)
+    training.check_against(result, numpy_reference(spec, workload.data), benchmark.name)
     if benchmark.disabled:
         return
 

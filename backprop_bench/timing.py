@@ -1,0 +1,60 @@
+"""One training set up for timing: the one way the benchmarks, `train` and `ab` time a training.
+
+Every timed training starts from fresh initial parameters already on the device
+(`fresh`, untimed) and the timed call (`run`) returns only when the device's work is
+done. The clock is `time.perf_counter`, pytest-benchmark's default timer, read around
+the call alone. The first training of a process is timed apart: it includes
+compilation and the frameworks' first-call set-up.
+
+It uses nothing but the backend seam (`backends.get`, `load`/`run`/`fetch`), so it
+also times the backends of another checkout of the project placed first on sys.path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+import backends
+from backprop_bench.model import TOLERANCES, Dataset, ModelSpec, init_params
+
+
+class Training:
+    """`spec` trained on `data` by one backend, variant and device, from the spec's seeded init."""
+
+    def __init__(self, spec: ModelSpec, data: Dataset, backend: str, variant: str | None = None,
+                 device: str = "cpu"):
+        data.check_fits(spec)
+        self.spec = spec
+        self.data = data.as_dtype(spec.dtype)
+        self.params = init_params(spec)
+        self.trainer = backends.get(backend, variant)(spec, device)
+
+    def fresh(self) -> Any:
+        """The untimed set-up of one training: initial parameters and data on the device."""
+        return self.trainer.load(self.params, self.data)
+
+    def run(self, loaded: Any) -> Any:
+        """The timed call: every epoch, returning when the work is done."""
+        return self.trainer.run(loaded)
+
+    def time_once(self) -> tuple[float, Any]:
+        """Seconds of one training from fresh parameters (set-up not timed), and what it trained."""
+        loaded = self.fresh()
+        start = time.perf_counter()
+        trained = self.run(loaded)
+        return time.perf_counter() - start, trained
+
+    def result(self, trained: Any) -> backends.TrainResult:
+        """What a training produced, as NumPy, checked to be finite."""
+        result = self.trainer.fetch(trained)
+        backends.check_finite(result)
+        return result
+
+    def check_against(self, result: backends.TrainResult, expected: backends.TrainResult, what: str) -> None:
+        """Raise AssertionError unless `result` holds `expected`'s parameters within the dtype's tolerance."""
+        for param in expected.params:
+            np.testing.assert_allclose(result.params[param], expected.params[param], **TOLERANCES[self.spec.dtype],
+                                       err_msg=f"{what}: {param} differs from the NumPy backend's")
