@@ -13,7 +13,7 @@ import numpy as np
 
 import backends
 from backends.numpy_backend import forward
-from backprop_bench import plots, regress, report
+from backprop_bench import ab, plots, regress, report
 from backprop_bench.model import (
     ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
 )
@@ -229,12 +229,70 @@ def run_check(args) -> int:
     return 1 if len(regressed) else 0
 
 
+def add_ab_parser(commands) -> None:
+    p = commands.add_parser("ab", help="which benchmarks got slower or faster from BASELINE, measured interleaved")
+    p.add_argument("baseline", metavar="BASELINE", help="a git revision: branch, tag, commit, HEAD~1")
+    p.add_argument("--candidate", metavar="REV", help="a git revision (default: the working tree as it is)")
+    p.add_argument("--baseline-python", metavar="PATH", help="the baseline's interpreter (default: this one)")
+    p.add_argument("--candidate-python", metavar="PATH", help="the candidate's interpreter (default: this one)")
+    p.add_argument("--threshold", default="5%", help="change that counts, e.g. 5%% (default) or 0.05")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="benchmarks whose name contains TEXT, e.g. seed- (repeatable; default all)")
+    p.add_argument("--budget", type=parse_duration, metavar="TIME",
+                   help=f"whole-run time, e.g. 300, 90s or 10m (default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument("--output", metavar="FILE", help="write there instead of printing")
+    p.add_argument("--results", type=Path, default=report.RESULTS, metavar="DIR",
+                   help="save the record under DIR/ab/ (default: results/)")
+    p.set_defaults(run=run_ab)
+
+
+def parse_duration(text: str) -> float:
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 1)
+    try:
+        seconds = float(text[:-1] if text[-1:] in "smh" else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--budget takes a time like 300, 90s or 10m, got {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"--budget must be positive, got {text!r}")
+    return seconds
+
+
+def run_ab(args) -> int:
+    threshold = parse_threshold(args.threshold)
+    try:
+        found = ab.run(args.baseline, args.candidate, threshold=threshold, only=args.only, budget=args.budget,
+                       device=args.device, baseline_python=args.baseline_python,
+                       candidate_python=args.candidate_python)
+    except KeyboardInterrupt:
+        print("backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved",
+              file=sys.stderr)
+        return 130
+    saved = ab.save_record(found, args.results)
+    if args.format == "json":
+        text = json.dumps(found, indent=1) + "\n"
+    else:
+        shown = ab.table(found)
+        body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
+        text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
+                f"ratio candidate/baseline, threshold {threshold:.0%}\n{body}\n{ab.summary(found)}\n")
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    print(f"saved {saved}", file=sys.stderr)
+    return 1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="backprop-bench", description="Train one tiny network with several frameworks, and compare.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
     add_report_parsers(commands)
+    add_ab_parser(commands)
     try:
         args = parser.parse_args(argv)
         with warnings.catch_warnings():

@@ -180,6 +180,12 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def markdown(rows: pd.DataFrame) -> str:
+    """A table as a markdown table, cells as they are."""
+    header = "| " + " | ".join(rows.columns) + " |\n|" + "---|" * len(rows.columns)
+    return "\n".join([header] + ["| " + " | ".join(map(str, r)) + " |" for r in rows.itertuples(index=False)])
+
+
 def render(table: pd.DataFrame, fmt: str) -> str:
     """The comparison as text: one block per workload (table, markdown) or one CSV."""
     if fmt == "csv":
@@ -189,9 +195,7 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     for workload, rows in shown.groupby("workload", sort=False):
         rows = rows.drop(columns="workload").loc[:, lambda d: (d != "").any()]
         if fmt == "markdown":
-            header = "| " + " | ".join(rows.columns) + " |\n|" + "---|" * len(rows.columns)
-            lines = ["| " + " | ".join(map(str, r)) + " |" for r in rows.itertuples(index=False)]
-            blocks.append(f"### {workload}\n\n{header}\n" + "\n".join(lines))
+            blocks.append(f"### {workload}\n\n{markdown(rows)}")
         else:
             blocks.append(f"{workload}\n{rows.to_string(index=False)}")
     return "\n\n".join(blocks) + "\n"

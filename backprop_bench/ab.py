@@ -1,0 +1,394 @@
+"""`backprop-bench ab`: which benchmarks got slower or faster from one code version or environment to another.
+
+Runs made at different times measure the machine's state as much as the code, so the
+two sides are measured interleaved: one persistent worker process per side
+(backprop_bench/ab_worker.py), each benchmark loaded and warmed up in both, then turns of
+single trainings alternating in a random order for each pair, so that both sides see
+the same machine (Abedi and Brecht, ICPE 2017; Bulej et al., duet benchmarking, 2020).
+
+The statistics are pure functions of the paired log-ratios log(candidate / baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from backprop_bench import ab_worker
+
+CONFIDENCE = 0.95
+MIN_PAIRS = 10            # every benchmark gets at least this many, budget or not
+MAX_PAIRS = 2000
+TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
+MAX_TURN = 100
+SECONDS_PER_BENCHMARK = 12.0  # the default budget, per benchmark compared
+VERDICTS = ("regression", "improvement", "same", "inconclusive")
+
+
+class AbError(ValueError):
+    """A comparison that cannot be made; the message says why and what to do."""
+
+
+# --- statistics: pure functions of paired log-ratios ---------------------------------------------
+
+def median_interval(log_ratios) -> tuple[float, float, float]:
+    """The median paired ratio and its distribution-free 95% confidence interval, as ratios.
+
+    The interval runs between two order statistics of the log-ratios, x_(k) and x_(n+1-k):
+    it holds the true median unless at least n+1-k of the n pairs fall on one side of it,
+    a Binomial(n, 1/2) event whatever the distribution of the noise (only independent
+    pairs are assumed, not symmetry or normality). With fewer than 6 pairs no k works and
+    the interval is (0, inf).
+    """
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(log_ratios, dtype=float))
+    n = len(x)
+    k = int(binom.ppf((1 - CONFIDENCE) / 2, n, 0.5))  # the largest k with P(B <= k - 1) < 2.5%
+    low, high = (math.exp(x[k - 1]), math.exp(x[n - k])) if k >= 1 else (0.0, math.inf)
+    return math.exp(np.median(x)), low, high
+
+
+def narrow(low: float, high: float, threshold: float) -> bool:
+    """Whether the interval is narrower than the threshold (in ratio: high / low <= 1 + threshold)."""
+    return low > 0 and high / low <= 1 + threshold
+
+
+def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
+    if low > 1 and ratio > 1 + threshold:
+        return "regression"
+    if high < 1 and ratio < 1 / (1 + threshold):
+        return "improvement"
+    return "same" if narrow(low, high, threshold) else "inconclusive"
+
+
+def measure(next_pair: Callable[[], float], time_left: Callable[[], bool], threshold: float,
+            progress: Callable[[list], None] = lambda log_ratios: None) -> list[float]:
+    """Paired log-ratios, added until the interval is narrower than the threshold or the time is spent.
+
+    The rule looks at the interval's width only, never at where it lies: stopping as soon as
+    a difference "looks significant" would inflate false alarms.
+    """
+    log_ratios: list[float] = []
+    while len(log_ratios) < MAX_PAIRS:
+        log_ratios.append(next_pair())
+        progress(log_ratios)
+        if len(log_ratios) >= MIN_PAIRS and (not time_left() or narrow(*median_interval(log_ratios)[1:], threshold)):
+            break
+    return log_ratios
+
+
+# --- sides: revisions in temporary worktrees, interpreters -----------------------------------------
+
+@dataclass
+class Side:
+    role: str     # baseline or candidate
+    label: str    # as the user named it: HEAD~1, working tree
+    commit: str   # the commit's sha, or "working tree"
+    python: str
+    root: Path
+
+    def describe(self) -> dict:
+        return {"label": self.label, "commit": self.commit, "python": self.python}
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise AbError(f"git {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout.strip()
+
+
+def checkout_root(here: Path) -> Path:
+    """The backprop-bench git checkout holding `here`."""
+    done = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    root = Path(done.stdout.strip()) if done.returncode == 0 else None
+    if root is None or not (root / "backends" / "__init__.py").is_file():
+        raise AbError(f"{here} is not inside a git checkout of backprop-bench; run ab from one")
+    return root
+
+
+def resolve_commit(repo: Path, revision: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise AbError(f"unknown revision {revision!r}; give a branch, tag, commit or HEAD~N of {repo}")
+    return done.stdout.strip()
+
+
+def interpreter(path: str | None) -> str:
+    if path is None:
+        return sys.executable
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise AbError(f"no Python interpreter at {path}; give e.g. .venv-new/bin/python")
+    return str(Path(path).absolute())
+
+
+@contextmanager
+def uninterruptible() -> Iterator[None]:
+    """Ctrl-C waits until the block is done: a clean-up must not be cut short."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def revision_tree(repo: Path, commit: str) -> Iterator[Path]:
+    """`commit` checked out in a temporary worktree outside the user's tree; removed afterwards, whatever happens."""
+    folder = Path(tempfile.mkdtemp(prefix="backprop-bench-ab-"))
+    tree = folder / "tree"
+    try:
+        _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        yield tree
+    finally:
+        with uninterruptible():
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+
+
+def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: str | None) -> Side:
+    """A side of the comparison: a revision (checked out for the duration of `stack`) or the working tree."""
+    python = interpreter(python)
+    if revision is None:
+        return Side(role, "working tree", "working tree", python, repo)
+    commit = resolve_commit(repo, revision)
+    return Side(role, revision, commit, python, stack.enter_context(revision_tree(repo, commit)))
+
+
+# --- workers --------------------------------------------------------------------------------------
+
+class Worker:
+    """One side's persistent worker process, asked one JSON line at a time."""
+
+    def __init__(self, side: Side, device: str):
+        self.side = side
+        self.log = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(
+            [side.python, ab_worker.__file__, str(side.root), device], cwd=side.root,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        hello = self._receive()
+        self.benchmarks, self.versions = hello["benchmarks"], hello["versions"]
+
+    def _failed(self) -> AbError:
+        self.process.kill()
+        self.process.wait()
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
+        return AbError(f"the {self.side.role} ({self.side.label}, {self.side.python}) failed: "
+                       f"{lines[-1] if lines else f'exit status {self.process.returncode}'}")
+
+    def _receive(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise self._failed()
+        return json.loads(line)
+
+    def ask(self, **request) -> dict:
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            raise self._failed() from None
+        reply = self._receive()
+        if "error" in reply:
+            raise AbError(f"the {self.side.role} ({self.side.label}): {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        with uninterruptible():
+            self.process.kill()
+            self.process.wait()
+            self.log.close()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a comparison as Ctrl-C does: workers ended, worktrees removed."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- one comparison -------------------------------------------------------------------------------
+
+class Progress:
+    """Where a comparison is, on stderr: rewritten in place on a terminal, a line per benchmark elsewhere."""
+
+    def __init__(self, stream, total: int):
+        self.stream, self.total, self.index, self.shown = stream, total, 0, 0.0
+        self.live = stream.isatty()
+
+    def line(self, name: str, log_ratios: list) -> str:
+        ratio, low, high = median_interval(log_ratios)
+        return f"[{self.index}/{self.total}] {name}: {len(log_ratios)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
+
+    def update(self, name: str, log_ratios: list) -> None:
+        if self.live and time.monotonic() - self.shown > 0.5:
+            self.shown = time.monotonic()
+            self.stream.write("\r\033[K" + self.line(name, log_ratios))
+            self.stream.flush()
+
+    def done(self, name: str, log_ratios: list, verdict_: str) -> None:
+        self.stream.write(("\r\033[K" if self.live else "") + f"{self.line(name, log_ratios)}: {verdict_}\n")
+        self.stream.flush()
+
+
+def compare_one(name: str, workers: list[Worker], threshold: float, end: float, remaining: int,
+                rng: np.random.Generator, progress: Progress) -> dict:
+    """Load `name` in both workers, then time turns in a random order per pair until `measure` stops.
+
+    Its share of the time is what is left until `end` shared among the `remaining` benchmarks.
+    """
+    warm_s = max(worker.ask(op="load", name=name)["warm_s"] for worker in workers)
+    deadline = time.monotonic() + max(end - time.monotonic(), 0) / remaining
+    per_turn = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
+    timings: list[list[float]] = [[], []]
+
+    def next_pair() -> float:
+        turn = {}
+        for index in rng.permutation(2):
+            turn[index] = workers[index].ask(op="time", n=per_turn)["s"]
+        for index in (0, 1):
+            timings[index].extend(turn[index])
+        return math.log(np.median(turn[1]) / np.median(turn[0]))
+
+    log_ratios = measure(next_pair, lambda: time.monotonic() < deadline, threshold,
+                         lambda so_far: progress.update(name, so_far))
+    ratio, low, high = median_interval(log_ratios)
+    found = verdict(ratio, low, high, threshold)
+    progress.done(name, log_ratios, found)
+    return {"name": name, "baseline_median_s": float(np.median(timings[0])),
+            "candidate_median_s": float(np.median(timings[1])), "ratio": ratio, "ci_low": low, "ci_high": high,
+            "pairs": len(log_ratios), "verdict": found, "baseline_s": timings[0], "candidate_s": timings[1]}
+
+
+def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
+    """The benchmarks both sides have whose names contain one of `only` (all without it)."""
+    names = [n for n in workers[1].benchmarks if not only or any(text in n for text in only)]
+    for worker in workers:
+        missing = [n for n in names if n not in worker.benchmarks]
+        if missing:
+            stream.write(f"backprop-bench: not on the {worker.side.role} ({worker.side.label}), "
+                         f"left out: {', '.join(missing)}\n")
+    shared = [n for n in names if all(n in worker.benchmarks for worker in workers)]
+    if not shared:
+        raise AbError("no benchmark to compare" + (f" matches {', '.join(only)}" if only else "")
+                      + f"; the candidate has: {', '.join(workers[1].benchmarks) or 'none'}")
+    return shared
+
+
+def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05, only: list[str] = (),
+        budget: float | None = None, device: str = "cpu", baseline_python: str | None = None,
+        candidate_python: str | None = None, here: Path | None = None, stream=sys.stderr) -> dict:
+    """Compare `baseline` with `candidate` (default: the working tree) interleaved; the record of it."""
+    start = time.monotonic()
+    repo = checkout_root(here or Path.cwd())
+    with sigterm_as_interrupt(), ExitStack() as stack:
+        sides = [side(stack, repo, "baseline", baseline, baseline_python),
+                 side(stack, repo, "candidate", candidate, candidate_python)]
+        workers = []
+        for each in sides:
+            workers.append(Worker(each, device))
+            stack.callback(workers[-1].close)
+        names = chosen(workers, list(only), stream)
+        end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
+        rng, progress, rows = np.random.default_rng(), Progress(stream, len(names)), []
+        for index, name in enumerate(names):
+            progress.index = index + 1
+            rows.append(compare_one(name, workers, threshold, end, len(names) - index, rng, progress))
+        return record(sides, workers, threshold, rows)
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"node": platform.node(), "cpu": {"brand_raw": cpu}, "backprop_bench": ab_worker.versions()}
+
+
+def record(sides: list[Side], workers: list[Worker], threshold: float, rows: list[dict]) -> dict:
+    """What is saved of a comparison: both sides, the machine, and every paired timing."""
+    return {"backprop_bench_ab": 1, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
+            "machine_info": machine_info(),
+            **{s.role: {**s.describe(), "versions": w.versions} for s, w in zip(sides, workers)},
+            "benchmarks": rows}
+
+
+# --- the record on disk ---------------------------------------------------------------------------
+
+def save_record(ab_record: dict, results: Path) -> Path:
+    """Save under <results>/ab/NNNN_<baseline>-vs-<candidate>.json, numbered, never overwriting one.
+
+    The name is claimed exclusively: the record is written to a temporary file in the same
+    folder, then hard-linked to the next free number (os.link fails if the name exists,
+    even when another process claimed it a moment ago).
+    """
+    folder = results / "ab"
+    folder.mkdir(parents=True, exist_ok=True)
+    label = f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}"
+    description = re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-")
+    numbers = [int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.json")]
+    number = max(numbers, default=0) + 1
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".saving-", suffix=".json", delete=False) as out:
+        json.dump(ab_record, out, indent=1)
+    try:
+        while True:
+            path = folder / f"{number:04d}_{description}.json"
+            try:
+                os.link(out.name, path)
+                return path
+            except FileExistsError:
+                number += 1
+    finally:
+        os.unlink(out.name)
+
+
+def table(ab_record: dict):
+    """The comparison as a pandas table for people: medians, ratio, interval, pairs, verdict."""
+    import pandas as pd
+
+    from backprop_bench.report import seconds_text
+
+    rows = ab_record["benchmarks"]
+    return pd.DataFrame({
+        "benchmark": [r["name"] for r in rows],
+        "baseline": [seconds_text(r["baseline_median_s"]) for r in rows],
+        "candidate": [seconds_text(r["candidate_median_s"]) for r in rows],
+        "ratio": [f"{r['ratio']:.3f}" for r in rows],
+        "95% interval": [f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in rows],
+        "pairs": [r["pairs"] for r in rows],
+        "verdict": [r["verdict"] for r in rows],
+    })
+
+
+def summary(ab_record: dict) -> str:
+    counts = {v: sum(r["verdict"] == v for r in ab_record["benchmarks"]) for v in VERDICTS}
+    return (f"{counts['regression']} regression(s), {counts['improvement']} improvement(s), "
+            f"{counts['inconclusive']} inconclusive among {len(ab_record['benchmarks'])} benchmarks")

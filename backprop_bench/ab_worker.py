@@ -1,0 +1,105 @@
+"""The worker of `backprop-bench ab`: one side's code, timing single trainings on request.
+
+Run as `python ab_worker.py ROOT` with the side's interpreter. ROOT's backends, model and
+workloads come first on sys.path. The stopwatch is the `Training` of the timing.py beside
+this file, loaded by file path so that it binds to ROOT's backends: both sides are timed
+by the same code, the way the suite times them, and a baseline older than timing.py can
+still be compared. Requests and replies are JSON lines on stdin and the original stdout;
+whatever the frameworks print goes to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import signal
+import sys
+from importlib import metadata
+from pathlib import Path
+
+TIMING = Path(__file__).resolve().with_name("timing.py")
+
+
+def versions() -> dict:
+    """The interpreter's and the frameworks' versions, read without importing the frameworks."""
+    found = {"python": platform.python_version()}
+    for package in ("numpy", "torch", "jax", "jaxlib"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _load_timing():
+    spec = importlib.util.spec_from_file_location("backprop_bench_ab_timing", TIMING)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def suite(device: str) -> dict:
+    """The suite's default training benchmarks on `device` that can run here: name -> (workload, case)."""
+    import backends
+    from benchmarks.workloads import workloads
+
+    found = {}
+    for workload in workloads("default"):
+        for name, variant, case_device, reason in backends.cases():
+            # torch.compile is opt-in in the suite too (it compiles for minutes)
+            if reason is None and case_device == device and (name, variant) != ("torch", "compile"):
+                found[f"{workload.name}[{name}-{variant}-{device}-{workload.spec.dtype}]"] = (
+                    workload, (name, variant, device))
+    return found
+
+
+class Worker:
+    """Answers requests: `load` a benchmark (warmed up and checked), `time` n trainings of it."""
+
+    def __init__(self, device: str):
+        import backends
+
+        self.backends = backends
+        self.timing = _load_timing()
+        self.benchmarks = suite(device)
+        self.training = None
+
+    def load(self, name: str) -> dict:
+        """Build the training, run it twice untimed by `ab` (compilation, first-call set-up) and check it."""
+        workload, (backend, variant, device) = self.benchmarks[name]
+        self.training = None  # free the previous benchmark's arrays first
+        training = self.timing.Training(workload.spec, workload.data, backend, variant, device)
+        training.time_once()
+        warm_s, trained = training.time_once()
+        reference = self.backends.train(workload.spec, workload.data, "numpy")
+        training.check_against(training.result(trained), reference, name)
+        self.training = training
+        return {"warm_s": warm_s}
+
+    def time(self, n: int) -> dict:
+        return {"s": [self.training.time_once()[0] for _ in range(n)]}
+
+    def answer(self, request: dict) -> dict:
+        try:
+            if request["op"] == "load":
+                return self.load(request["name"])
+            return self.time(request["n"])
+        except (AssertionError, ValueError) as err:  # a wrong result, a diverged training, a backend refusing
+            return {"error": str(err).strip().splitlines()[0]}
+
+
+def main(root: str, device: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends us
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the replies
+    sys.path[0] = root  # instead of this file's folder
+    worker = Worker(device)
+    replies.write(json.dumps({"benchmarks": list(worker.benchmarks), "versions": versions()}) + "\n")
+    for line in sys.stdin:
+        replies.write(json.dumps(worker.answer(json.loads(line))) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
