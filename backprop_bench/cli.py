@@ -221,6 +221,7 @@ def run_check(args) -> int:
     unit = "relative to " + args.normalize if args.normalize else "seconds"
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
     print("setup changes: " + (", ".join(regress.setup_changes(frame, baseline, current)) or "none"))
+    print(drift_line(frame, baseline, current, threshold))
     print(table.to_string(index=False, formatters={
         "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
     regressed = table[table["verdict"] == "REGRESSION"]
@@ -284,6 +285,19 @@ def run_ab(args) -> int:
         print(text, end="")
     print(f"saved {saved}", file=sys.stderr)
     return 1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0
+
+
+def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
+    """How far the machine moved between the runs, and what to use when that is more than the threshold."""
+    drift = regress.machine_drift(frame, baseline, current)
+    if drift is None:
+        return "machine drift: unknown (a run has no matmul calibration)"
+    line = f"machine drift: the matmul calibration took {drift:.2f}x the baseline's time"
+    if abs(np.log(drift)) <= np.log1p(threshold):
+        return line
+    commit = frame.loc[frame["run"] == baseline, "commit"].iloc[0]
+    return (f"{line}, more than the threshold: the machine moved, so these medians measure it as much as the code; "
+            f"compare the code interleaved with: backprop-bench ab {commit[:10] or 'BASELINE_REVISION'}")
 
 
 def main(argv: list[str] | None = None) -> int:

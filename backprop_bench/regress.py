@@ -45,6 +45,13 @@ def setup_changes(frame: pd.DataFrame, baseline: str, current: str) -> list[str]
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def machine_drift(frame: pd.DataFrame, baseline: str, current: str) -> float | None:
+    """How far the machine itself moved between two runs: current / baseline of their fastest matmul calibration
+    medians (above 1: the machine was slower for the current run), None unless both runs have one."""
+    medians = [calibration_rows(frame[frame["run"] == run])["median"].min() for run in (baseline, current)]
+    return None if any(pd.isna(medians)) else medians[1] / medians[0]
+
+
 def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
           normalize: str | None = None) -> pd.DataFrame:
     """One row per benchmark in both runs: medians, ratio, p-value and verdict."""

@@ -1,0 +1,283 @@
+"""`backprop-bench ab`: its statistics on synthetic paired timings, its workers and worktrees on a tiny fake project.
+
+No test asserts a timing: the fake project's trainings take microseconds and only the
+shape of what comes back (names, counts, sides, clean-up) is checked.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backprop_bench import ab
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "tiny[numpy-handwritten-cpu-float64]"
+
+
+# --- statistics ------------------------------------------------------------------------------------
+
+def paired_log_ratios(rng, n, ratio, noise):
+    """log(candidate / baseline) of n pairs: a true ratio under heavy-tailed noise (Student t, 3 dof)."""
+    return np.log(ratio) + noise * rng.standard_t(3, size=n)
+
+
+def test_interval_covers_the_true_ratio_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    for n in (10, 31, 200):
+        covered = [low <= 1.07 <= high
+                   for low, high in (ab.median_interval(paired_log_ratios(rng, n, 1.07, 0.05))[1:] for _ in range(2000))]
+        assert 0.94 <= np.mean(covered) <= 0.995, (n, np.mean(covered))  # exact: >= 95%, conservative for small n
+
+
+def test_too_few_pairs_give_no_interval():
+    assert ab.median_interval([0.1] * 5)[1:] == (0.0, float("inf"))
+    assert ab.median_interval(np.log([1.1, 1.2, 1.0, 1.3, 1.15, 1.05]))[1:] == pytest.approx((1.0, 1.3))
+
+
+@pytest.mark.parametrize("ratio, noise, n, expected", [
+    (1.10, 0.02, 200, "regression"),
+    (1 / 1.10, 0.02, 200, "improvement"),
+    (1.00, 0.02, 200, "same"),
+    (1.03, 0.02, 200, "same"),          # a real change, but under the threshold
+    (1.10, 0.50, 20, "inconclusive"),   # too noisy to tell in 20 pairs
+])
+def test_verdicts_on_known_ratios(ratio, noise, n, expected):
+    estimate, low, high = ab.median_interval(paired_log_ratios(np.random.default_rng(1), n, ratio, noise))
+    assert ab.verdict(estimate, low, high, threshold=0.05) == expected
+
+
+def test_verdict_needs_both_the_interval_and_the_threshold():
+    assert ab.verdict(1.04, 1.01, 1.06, 0.05) == "same"         # significant, but smaller than the threshold
+    assert ab.verdict(1.08, 0.99, 1.12, 0.05) == "inconclusive"  # past the threshold, but 1 is in the interval
+
+
+def test_measuring_stops_when_the_interval_is_narrower_than_the_threshold():
+    rng = np.random.default_rng(2)
+    log_ratios = ab.measure(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0], lambda: True, threshold=0.05)
+    assert ab.MIN_PAIRS <= len(log_ratios) < ab.MAX_PAIRS
+    assert ab.narrow(*ab.median_interval(log_ratios)[1:], 0.05)
+    assert len(log_ratios) == ab.MIN_PAIRS or not ab.narrow(*ab.median_interval(log_ratios[:-1])[1:], 0.05)
+
+
+@pytest.mark.parametrize("time_for, expected", [(3, ab.MIN_PAIRS), (25, 25)])
+def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_for, expected):
+    """Noise far too large for the threshold: only the budget (here counted in pairs) ends it."""
+    rng, pairs = np.random.default_rng(3), []
+
+    def next_pair():
+        pairs.append(paired_log_ratios(rng, 1, 1.0, 0.5)[0])
+        return pairs[-1]
+
+    assert len(ab.measure(next_pair, lambda: len(pairs) < time_for, threshold=0.05)) == expected
+
+
+def test_measuring_ignores_where_the_interval_lies():
+    """A huge, obvious slow-down is measured as long as a tiny one: the rule looks at the width only."""
+    lengths = [len(ab.measure(lambda rng=np.random.default_rng(4): paired_log_ratios(rng, 1, ratio, 0.05)[0],
+                              lambda: True, threshold=0.05)) for ratio in (1.0, 3.0)]
+    assert lengths[0] == lengths[1]
+
+
+# --- a tiny fake project: the real model and NumPy backend, one workload of 3 epochs ---------------
+
+TINY_WORKLOADS = '''
+from dataclasses import dataclass, field
+from backprop_bench.model import preset
+
+
+@dataclass
+class Workload:
+    name: str
+    spec: object = field(default_factory=lambda: preset("seed-affine").spec.with_(epochs=3))
+    data: object = field(default_factory=lambda: preset("seed-affine").data)
+
+
+def workloads(sweep):
+    return [Workload("tiny")]
+'''
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit_all(repo, message):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A git checkout with the real model and backends, NumPy only, and one tiny workload; temp folders watched."""
+    repo = tmp_path / "project"
+    for folder in ("backends", "backprop_bench"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(repo / "backends" / "__init__.py", "a") as init:
+        init.write('\nBACKENDS = {"numpy": BACKENDS["numpy"]}  # the fake: no torch or jax to import\n')
+    (repo / "benchmarks").mkdir()
+    (repo / "benchmarks" / "__init__.py").write_text("")
+    (repo / "benchmarks" / "workloads.py").write_text(TINY_WORKLOADS)
+    git(tmp_path, "init", "-q", str(repo))
+    commit_all(repo, "tiny")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    return repo
+
+
+def state(repo):
+    """What ab must never change: the worktrees, the branches, the status, the index."""
+    return (git(repo, "worktree", "list"), git(repo, "branch", "-a", "-v"), git(repo, "status", "--porcelain"),
+            (repo / ".git" / "index").read_bytes())
+
+
+def assert_clean(repo, before):
+    assert state(repo) == before
+    assert not list((repo.parent / "temp").glob("backprop-bench-ab-*")), "a temporary worktree was left behind"
+
+
+def run_fake(repo, baseline="HEAD", **options):
+    options.setdefault("budget", 3.0)
+    return ab.run(baseline, here=repo, stream=options.pop("stream", sys.stderr), **options)
+
+
+def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
+    (fake / "backends" / "numpy_backend.py").write_text((fake / "backends" / "numpy_backend.py").read_text() + "\n")
+    before = state(fake)
+    record = run_fake(fake)
+    assert_clean(fake, before)
+    assert record["baseline"]["commit"] == git(fake, "rev-parse", "HEAD")
+    assert record["candidate"]["commit"] == "working tree"
+    assert record["baseline"]["versions"]["numpy"] == record["candidate"]["versions"]["numpy"]
+    [row] = record["benchmarks"]
+    assert row["name"] == TINY and row["verdict"] in ab.VERDICTS and row["pairs"] >= ab.MIN_PAIRS
+    assert len(row["baseline_s"]) == len(row["candidate_s"]) >= row["pairs"]
+    assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
+
+
+def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
+    record = run_fake(fake)
+    first = ab.save_record(record, tmp_path / "results")
+    second = ab.save_record(record, tmp_path / "results")
+    assert [first.name, second.name] == ["0001_HEAD-vs-working-tree.json", "0002_HEAD-vs-working-tree.json"]
+    saved = json.loads(first.read_text())
+    assert saved["backprop_bench_ab"] == 1 and saved["benchmarks"][0]["name"] == TINY
+    assert sorted(p.name for p in (tmp_path / "results" / "ab").iterdir()) == [first.name, second.name]
+
+
+def test_a_revision_against_a_revision(fake):
+    (fake / "benchmarks" / "workloads.py").write_text(TINY_WORKLOADS.replace('"tiny"', '"tiny"), Workload("tiny2"'))
+    commit_all(fake, "a second workload")
+    before = state(fake)
+    lines = []
+    record = run_fake(fake, "HEAD~1", candidate="HEAD", stream=Collect(lines))
+    assert_clean(fake, before)
+    assert [row["name"] for row in record["benchmarks"]] == [TINY]
+    assert record["candidate"]["commit"] == git(fake, "rev-parse", "HEAD")
+    assert any("not on the baseline (HEAD~1), left out: tiny2[" in line for line in lines)
+
+
+class Collect:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def write(self, text):
+        self.lines.append(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def test_an_unknown_revision_is_one_line(fake):
+    before = state(fake)
+    with pytest.raises(ab.AbError, match="unknown revision 'no-such-branch'"):
+        run_fake(fake, "no-such-branch")
+    assert_clean(fake, before)
+
+
+def test_a_side_whose_code_fails_to_import_is_named(fake):
+    init = fake / "backends" / "__init__.py"
+    init.write_text(init.read_text() + "import no_such_framework\n")
+    commit_all(fake, "broken")
+    before = state(fake)
+    with pytest.raises(ab.AbError, match=r"the baseline \(HEAD, .*\) failed: .*No module named 'no_such_framework'"):
+        run_fake(fake, "HEAD", candidate="HEAD~1")
+    assert_clean(fake, before)
+
+
+def test_a_benchmark_that_fails_to_train_is_named(fake):
+    numpy_backend = fake / "backends" / "numpy_backend.py"
+    code = numpy_backend.read_text()
+    assert "params.vector -= lr * grads.vector" in code
+    numpy_backend.write_text(code.replace("params.vector -= lr * grads.vector", "params.vector -= 1e300 * grads.vector"))
+    before = state(fake)
+    with pytest.raises(ab.AbError, match=r"^the candidate \(working tree\): training diverged"):
+        run_fake(fake)
+    assert_clean(fake, before)
+
+
+def test_no_benchmark_to_compare_is_one_line(fake):
+    with pytest.raises(ab.AbError, match="no benchmark to compare matches nothing-like-this"):
+        run_fake(fake, only=["nothing-like-this"])
+
+
+def test_another_interpreter_that_is_not_there(fake):
+    with pytest.raises(ab.AbError, match="no Python interpreter at /no/python"):
+        run_fake(fake, baseline_python="/no/python")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_ends_the_workers_and_removes_the_worktree(fake, tmp_path, sig):
+    before = state(fake)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "temp")}
+    # -P: the fake's own backprop_bench folder must not hide the command being tested
+    command = subprocess.Popen([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60", "--threshold", "0",
+                                "--results", str(tmp_path / "results")],
+                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
+    while len(git(fake, "worktree", "list").splitlines()) < 2 and command.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the timing
+    command.send_signal(sig)
+    _, err = command.communicate(timeout=30)
+    assert command.returncode == 130
+    assert err.strip().splitlines() == [
+        "backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved"]
+    assert_clean(fake, before)
+    assert not (tmp_path / "results").exists()
+
+
+# --- check's drift line: how far the machine moved between two saved runs --------------------------
+
+@pytest.mark.parametrize("calibration_now, expected", [
+    (0.52, "machine drift: the matmul calibration took 1.04x the baseline's time\n"),
+    (0.80, "machine drift: the matmul calibration took 1.60x the baseline's time, more than the threshold: "),
+    (None, "machine drift: unknown (a run has no matmul calibration)\n"),
+])
+def test_check_says_how_far_the_machine_moved(tmp_path, monkeypatch, capsys, calibration_now, expected):
+    from backprop_bench import report
+    from backprop_bench.cli import main
+    from tests.test_report import BENCHMARKS, draws, write_run
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    timings = {name: draws(i, 1e-3) for i, name in enumerate(BENCHMARKS)}
+    write_run(tmp_path, 1, timings, calibration={"numpy": 0.5, "torch": 0.7})  # the fastest decides
+    write_run(tmp_path, 2, timings, when="2026-11-25T11:00:00",
+              calibration=calibration_now and {"numpy": calibration_now, "torch": 0.7 * calibration_now / 0.5})
+    assert main(["check", "--baseline", "1"]) == (1 if calibration_now == 0.80 else 0)  # matmuls are benchmarks too
+    out = capsys.readouterr().out
+    assert expected in out
+    assert ("backprop-bench ab abc" in out) == (calibration_now == 0.80)
