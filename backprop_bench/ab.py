@@ -171,7 +171,11 @@ def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: 
     if revision is None:
         return Side(role, "working tree", "working tree", python, repo)
     commit = resolve_commit(repo, revision)
-    return Side(role, revision, commit, python, stack.enter_context(revision_tree(repo, commit)))
+    tree = stack.enter_context(revision_tree(repo, commit))
+    if not (tree / "benchmarks" / "workloads.py").is_file():
+        raise AbError(f"the {role} ({revision}) predates the suite's workloads, benchmarks/workloads.py (commit "
+                      f"0405493); ab compares revisions from there on")
+    return Side(role, revision, commit, python, tree)
 
 
 # --- workers --------------------------------------------------------------------------------------

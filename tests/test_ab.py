@@ -219,6 +219,15 @@ def test_a_side_whose_code_fails_to_import_is_named(fake):
     assert_clean(fake, before)
 
 
+def test_a_revision_older_than_the_suite_is_refused(fake):
+    (fake / "benchmarks" / "workloads.py").unlink()
+    commit_all(fake, "before the suite")
+    before = state(fake)
+    with pytest.raises(ab.AbError, match=r"the baseline \(HEAD\) predates the suite's workloads"):
+        run_fake(fake)
+    assert_clean(fake, before)
+
+
 def test_a_benchmark_that_fails_to_train_is_named(fake):
     numpy_backend = fake / "backends" / "numpy_backend.py"
     code = numpy_backend.read_text()
