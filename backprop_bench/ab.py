@@ -78,19 +78,30 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return "same" if narrow(low, high, threshold) else "inconclusive"
 
 
-def measure(next_pair: Callable[[], float], time_left: Callable[[], bool], threshold: float,
-            progress: Callable[[list], None] = lambda log_ratios: None) -> list[float]:
-    """Paired log-ratios, added until the interval is narrower than the threshold or the time is spent.
+def measure(next_pair: Callable[[str], float], names: list[str], time_left: Callable[[], bool], threshold: float,
+            rng: np.random.Generator, progress: Callable[[str, list, bool], None] = lambda *_: None) -> dict:
+    """Paired log-ratios per benchmark, in rounds, until each interval is narrower than the threshold or time is up.
 
-    The rule looks at the interval's width only, never at where it lies: stopping as soon as
-    a difference "looks significant" would inflate false alarms.
+    Each round takes one pair of every benchmark still measuring, in a random order
+    (randomized multiple interleaved trials): a benchmark's pairs spread over the whole
+    run, so that a burst of load on the machine does not fall on consecutive pairs of one
+    benchmark, which would correlate them and make its interval too narrow. The rule
+    looks at the interval's width only, never at where it lies: stopping as soon as a
+    difference "looks significant" would inflate false alarms.
     """
-    log_ratios: list[float] = []
-    while len(log_ratios) < MAX_PAIRS:
-        log_ratios.append(next_pair())
-        progress(log_ratios)
-        if len(log_ratios) >= MIN_PAIRS and (not time_left() or narrow(*median_interval(log_ratios)[1:], threshold)):
-            break
+    log_ratios: dict[str, list[float]] = {name: [] for name in names}
+    active = list(names)
+    while active:
+        for name in rng.permutation(active):
+            log_ratios[name].append(next_pair(name))
+        still = []
+        for name in active:
+            pairs = log_ratios[name]
+            enough = len(pairs) >= MIN_PAIRS and (not time_left() or narrow(*median_interval(pairs)[1:], threshold))
+            progress(name, pairs, enough or len(pairs) >= MAX_PAIRS)
+            if not (enough or len(pairs) >= MAX_PAIRS):
+                still.append(name)
+        active = still
     return log_ratios
 
 
@@ -240,54 +251,52 @@ def sigterm_as_interrupt() -> Iterator[None]:
 # --- one comparison -------------------------------------------------------------------------------
 
 class Progress:
-    """Where a comparison is, on stderr: rewritten in place on a terminal, a line per benchmark elsewhere."""
+    """Where a comparison is, on stderr: rewritten in place on a terminal, a line per finished benchmark elsewhere."""
 
     def __init__(self, stream, total: int):
-        self.stream, self.total, self.index, self.shown = stream, total, 0, 0.0
+        self.stream, self.total, self.finished, self.shown = stream, total, 0, 0.0
         self.live = stream.isatty()
 
-    def line(self, name: str, log_ratios: list) -> str:
+    def __call__(self, name: str, log_ratios: list, finished: bool) -> None:
         ratio, low, high = median_interval(log_ratios)
-        return f"[{self.index}/{self.total}] {name}: {len(log_ratios)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
-
-    def update(self, name: str, log_ratios: list) -> None:
-        if self.live and time.monotonic() - self.shown > 0.5:
+        line = f"{name}: {len(log_ratios)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
+        if finished:
+            self.finished += 1
+            self.stream.write(("\r\033[K" if self.live else "") + f"[{self.finished}/{self.total} done] {line}\n")
+        elif self.live and time.monotonic() - self.shown > 0.5:
             self.shown = time.monotonic()
-            self.stream.write("\r\033[K" + self.line(name, log_ratios))
-            self.stream.flush()
-
-    def done(self, name: str, log_ratios: list, verdict_: str) -> None:
-        self.stream.write(("\r\033[K" if self.live else "") + f"{self.line(name, log_ratios)}: {verdict_}\n")
+            self.stream.write(f"\r\033[K[{self.finished}/{self.total} done] {line}")
         self.stream.flush()
 
 
-def compare_one(name: str, workers: list[Worker], threshold: float, end: float, remaining: int,
-                rng: np.random.Generator, progress: Progress) -> dict:
-    """Load `name` in both workers, then time turns in a random order per pair until `measure` stops.
+class Pairs:
+    """Paired turns of the two workers: each benchmark loaded in both first, then one pair at a time on request."""
 
-    Its share of the time is what is left until `end` shared among the `remaining` benchmarks.
-    """
-    warm_s = max(worker.ask(op="load", name=name)["warm_s"] for worker in workers)
-    deadline = time.monotonic() + max(end - time.monotonic(), 0) / remaining
-    per_turn = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
-    timings: list[list[float]] = [[], []]
+    def __init__(self, workers: list[Worker], names: list[str], rng: np.random.Generator):
+        self.workers, self.rng = workers, rng
+        self.per_turn = {}
+        for name in names:  # every benchmark warmed up in both before any timing
+            warm_s = max(worker.ask(op="load", name=name)["warm_s"] for worker in workers)
+            self.per_turn[name] = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
+        self.timings = {name: ([], []) for name in names}
 
-    def next_pair() -> float:
+    def __call__(self, name: str) -> float:
+        """log(candidate / baseline) of one pair of turns, the sides in a random order."""
         turn = {}
-        for index in rng.permutation(2):
-            turn[index] = workers[index].ask(op="time", n=per_turn)["s"]
+        for index in self.rng.permutation(2):
+            turn[index] = self.workers[index].ask(op="time", name=name, n=self.per_turn[name])["s"]
         for index in (0, 1):
-            timings[index].extend(turn[index])
+            self.timings[name][index].extend(turn[index])
         return math.log(np.median(turn[1]) / np.median(turn[0]))
 
-    log_ratios = measure(next_pair, lambda: time.monotonic() < deadline, threshold,
-                         lambda so_far: progress.update(name, so_far))
-    ratio, low, high = median_interval(log_ratios)
-    found = verdict(ratio, low, high, threshold)
-    progress.done(name, log_ratios, found)
-    return {"name": name, "baseline_median_s": float(np.median(timings[0])),
-            "candidate_median_s": float(np.median(timings[1])), "ratio": ratio, "ci_low": low, "ci_high": high,
-            "pairs": len(log_ratios), "verdict": found, "baseline_s": timings[0], "candidate_s": timings[1]}
+    def row(self, name: str, log_ratios: list, threshold: float) -> dict:
+        """One benchmark of the record: medians, the median paired ratio, its interval, verdict, every timing."""
+        baseline_s, candidate_s = self.timings[name]
+        ratio, low, high = median_interval(log_ratios)
+        return {"name": name, "baseline_median_s": float(np.median(baseline_s)),
+                "candidate_median_s": float(np.median(candidate_s)), "ratio": ratio, "ci_low": low, "ci_high": high,
+                "pairs": len(log_ratios), "verdict": verdict(ratio, low, high, threshold),
+                "baseline_s": baseline_s, "candidate_s": candidate_s}
 
 
 def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
@@ -320,10 +329,10 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
             stack.callback(workers[-1].close)
         names = chosen(workers, list(only), stream)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
-        rng, progress, rows = np.random.default_rng(), Progress(stream, len(names)), []
-        for index, name in enumerate(names):
-            progress.index = index + 1
-            rows.append(compare_one(name, workers, threshold, end, len(names) - index, rng, progress))
+        rng = np.random.default_rng()
+        pairs = Pairs(workers, names, rng)
+        log_ratios = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng, Progress(stream, len(names)))
+        rows = [pairs.row(name, log_ratios[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)
 
 

@@ -64,13 +64,12 @@ class Worker:
         self.backends = backends
         self.timing = _load_timing()
         self.benchmarks = suite(device)
-        self.training = None
+        self.trainings = {}
         self.references = {}
 
     def load(self, name: str) -> dict:
         """Build the training, run it twice untimed by `ab` (compilation, first-call set-up) and check it."""
         workload, (backend, variant, device) = self.benchmarks[name]
-        self.training = None  # free the previous benchmark's arrays first
         training = self.timing.Training(workload.spec, workload.data, backend, variant, device)
         training.time_once()
         warm_s, trained = training.time_once()
@@ -78,17 +77,17 @@ class Worker:
             self.references[workload.name] = self.backends.train(workload.spec, workload.data, "numpy")
         reference = self.references[workload.name]
         training.check_against(training.result(trained), reference, name)
-        self.training = training
+        self.trainings[name] = training
         return {"warm_s": warm_s}
 
-    def time(self, n: int) -> dict:
-        return {"s": [self.training.time_once()[0] for _ in range(n)]}
+    def time(self, name: str, n: int) -> dict:
+        return {"s": [self.trainings[name].time_once()[0] for _ in range(n)]}
 
     def answer(self, request: dict) -> dict:
         try:
             if request["op"] == "load":
                 return self.load(request["name"])
-            return self.time(request["n"])
+            return self.time(request["name"], request["n"])
         except (AssertionError, ValueError) as err:  # a wrong result, a diverged training, a backend refusing
             return {"error": str(err).strip().splitlines()[0]}
 

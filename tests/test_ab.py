@@ -60,9 +60,13 @@ def test_verdict_needs_both_the_interval_and_the_threshold():
     assert ab.verdict(1.08, 0.99, 1.12, 0.05) == "inconclusive"  # past the threshold, but 1 is in the interval
 
 
+def measure_one(next_pair, time_left=lambda: True, threshold=0.05):
+    return ab.measure(lambda name: next_pair(), ["one"], time_left, threshold, np.random.default_rng(0))["one"]
+
+
 def test_measuring_stops_when_the_interval_is_narrower_than_the_threshold():
     rng = np.random.default_rng(2)
-    log_ratios = ab.measure(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0], lambda: True, threshold=0.05)
+    log_ratios = measure_one(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0])
     assert ab.MIN_PAIRS <= len(log_ratios) < ab.MAX_PAIRS
     assert ab.narrow(*ab.median_interval(log_ratios)[1:], 0.05)
     assert len(log_ratios) == ab.MIN_PAIRS or not ab.narrow(*ab.median_interval(log_ratios[:-1])[1:], 0.05)
@@ -77,14 +81,31 @@ def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_
         pairs.append(paired_log_ratios(rng, 1, 1.0, 0.5)[0])
         return pairs[-1]
 
-    assert len(ab.measure(next_pair, lambda: len(pairs) < time_for, threshold=0.05)) == expected
+    assert len(measure_one(next_pair, lambda: len(pairs) < time_for)) == expected
 
 
 def test_measuring_ignores_where_the_interval_lies():
-    """A huge, obvious slow-down is measured as long as a tiny one: the rule looks at the width only."""
-    lengths = [len(ab.measure(lambda rng=np.random.default_rng(4): paired_log_ratios(rng, 1, ratio, 0.05)[0],
-                              lambda: True, threshold=0.05)) for ratio in (1.0, 3.0)]
-    assert lengths[0] == lengths[1]
+    """A huge, obvious slow-down is measured as long as none: the rule looks at the width only."""
+    rngs = {"none": np.random.default_rng(4), "huge": np.random.default_rng(4)}
+    ratios = {"none": 1.0, "huge": 3.0}
+    found = ab.measure(lambda name: paired_log_ratios(rngs[name], 1, ratios[name], 0.05)[0], list(rngs),
+                       lambda: True, 0.05, np.random.default_rng(5))
+    assert len(found["none"]) == len(found["huge"]) > ab.MIN_PAIRS
+
+
+def test_measuring_interleaves_the_benchmarks_in_rounds_until_each_is_done():
+    """Every benchmark still measuring gets one pair per round, in a varying order; a narrow one leaves early."""
+    noise = {"quiet": 0.001, "noisy": 0.2}
+    rng, calls = np.random.default_rng(6), []
+
+    def next_pair(name):
+        calls.append(name)
+        return paired_log_ratios(rng, 1, 1.0, noise[name])[0]
+
+    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 200, 0.05, np.random.default_rng(7))
+    assert len(found["quiet"]) == ab.MIN_PAIRS < len(found["noisy"])
+    rounds = [calls[i:i + 2] for i in range(0, 2 * ab.MIN_PAIRS, 2)]
+    assert all(sorted(r) == ["noisy", "quiet"] for r in rounds) and len({tuple(r) for r in rounds}) == 2
 
 
 # --- a tiny fake project: the real model and NumPy backend, one workload of 3 epochs ---------------
