@@ -257,6 +257,13 @@ class Progress:
         self.stream, self.total, self.finished, self.shown = stream, total, 0, 0.0
         self.live = stream.isatty()
 
+    def loading(self, index: int, name: str) -> None:
+        if self.live:
+            self.stream.write(f"\r\033[Kloading, warming up and checking {index + 1}/{self.total}: {name}")
+        elif index == 0:
+            self.stream.write(f"loading, warming up and checking {self.total} benchmarks in both workers\n")
+        self.stream.flush()
+
     def __call__(self, name: str, log_ratios: list, finished: bool) -> None:
         ratio, low, high = median_interval(log_ratios)
         line = f"{name}: {len(log_ratios)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
@@ -272,10 +279,11 @@ class Progress:
 class Pairs:
     """Paired turns of the two workers: each benchmark loaded in both first, then one pair at a time on request."""
 
-    def __init__(self, workers: list[Worker], names: list[str], rng: np.random.Generator):
+    def __init__(self, workers: list[Worker], names: list[str], rng: np.random.Generator, progress: Progress):
         self.workers, self.rng = workers, rng
         self.per_turn = {}
-        for name in names:  # every benchmark warmed up in both before any timing
+        for index, name in enumerate(names):  # every benchmark warmed up in both before any timing
+            progress.loading(index, name)
             warm_s = max(worker.ask(op="load", name=name)["warm_s"] for worker in workers)
             self.per_turn[name] = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
         self.timings = {name: ([], []) for name in names}
@@ -330,8 +338,9 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
         names = chosen(workers, list(only), stream)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
         rng = np.random.default_rng()
-        pairs = Pairs(workers, names, rng)
-        log_ratios = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng, Progress(stream, len(names)))
+        progress = Progress(stream, len(names))
+        pairs = Pairs(workers, names, rng, progress)
+        log_ratios = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng, progress)
         rows = [pairs.row(name, log_ratios[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)
 
