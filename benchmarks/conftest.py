@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import backends
+from backprop_bench import store
 from benchmarks.workloads import workloads
 
 
@@ -53,7 +54,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """What a comparison between runs needs: versions, BLAS, threads, CPU and GPU."""
     import numpy as np
 
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count()}
+    info = {"machine": store.this_machine(), "python": platform.python_version(), "numpy": np.__version__,
+            "cpu_count": os.cpu_count()}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
