@@ -13,7 +13,7 @@ import numpy as np
 
 import backends
 from backends.numpy_backend import forward
-from backprop_bench import plots, regress, report
+from backprop_bench import page, plots, regress, report
 from backprop_bench.model import (
     ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
 )
@@ -181,6 +181,34 @@ def add_report_parsers(commands) -> None:
     p.set_defaults(run=run_check)
 
 
+def add_page_parser(commands) -> None:
+    p = commands.add_parser("report", help="write one self-contained HTML page of saved runs")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run number, id or JSON path; several are shown side by side (default: the latest)")
+    p.add_argument("--output", metavar="FILE", help="where to write the page (default: <results>/pages/<run>.html)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
+    p.add_argument("--results", metavar="DIR", help="the folder of saved runs (default: results/)")
+    p.set_defaults(run=run_page)
+
+
+def run_page(args) -> int:
+    """Write the page of the chosen runs; nothing is written when anything is wrong."""
+    results = Path(args.results) if args.results else report.RESULTS
+    frame = report.load(args.runs, results)
+    runs = [report.resolve_run(frame, run) for run in args.runs] or [report.resolve_run(frame, None)]
+    comparisons = report.load_comparisons(results)
+    text = page.build(frame, list(dict.fromkeys(runs)), comparisons)
+    output = Path(args.output) if args.output else page.default_output(results, runs)
+    protected = [Path(p) for p in frame["path"].unique()] + [Path(p) for p in comparisons.get("path", [])]
+    if args.output:
+        page.check_output(output, protected, args.force)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    page.write(text, output, replace=args.force or not args.output)
+    print(f"wrote {output} ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
 def parse_threshold(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
@@ -235,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
     add_report_parsers(commands)
+    add_page_parser(commands)
     try:
         args = parser.parse_args(argv)
         with warnings.catch_warnings():

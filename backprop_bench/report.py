@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-STATS = ["median", "mean", "min", "max", "stddev", "iqr", "rounds"]
+REPORT_FOLDERS = ("ab", "plots", "pages")  # under results/: what the commands write, never runs
+STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
+VERDICTS = ("regression", "improvement", "same", "inconclusive")
 
 
 class SkippedRun(UserWarning):
@@ -35,6 +37,15 @@ def _setup(info: dict) -> dict:
     return setup
 
 
+def _hardware(info: dict) -> dict:
+    """What the run ran on: CPU, cores, GPU, and the threads and devices the frameworks used."""
+    suite = info.get("backprop_bench", {}) or {}
+    hardware = {"cpu": (info.get("cpu", {}) or {}).get("brand_raw"), "cores": suite.get("cpu_count"),
+                "gpu": suite.get("gpu_driver") or suite.get("gpu"), "torch threads": suite.get("torch_threads"),
+                "jax devices": ", ".join(suite.get("jax_devices", []) or []) or None}
+    return {key: value for key, value in hardware.items() if value}
+
+
 def _read(path: Path) -> dict | None:
     try:
         run = json.loads(path.read_text())
@@ -49,26 +60,28 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def _run_id(path: Path) -> str:
+def _run_id(path: Path, results: Path | None = None) -> str:
     """machine-folder/NNNN_commit_date for a run under results/ (unique there), else its path."""
     try:
-        return str(path.resolve().relative_to(RESULTS.resolve()).with_suffix(""))
+        return str(path.resolve().relative_to((results or RESULTS).resolve()).with_suffix(""))
     except ValueError:
         return str(path)
 
 
-def run_files() -> list[Path]:
-    """Every JSON file under results/ (figures and other files are not runs)."""
-    return sorted(p for p in RESULTS.rglob("*.json") if p.is_file())
+def run_files(results: Path | None = None) -> list[Path]:
+    """Every JSON file under results/ but in the folders of what the commands write (figures, pages, `ab`)."""
+    results = results or RESULTS
+    return sorted(p for p in results.rglob("*.json")
+                  if p.is_file() and p.relative_to(results).parts[0] not in REPORT_FOLDERS)
 
 
-def load_runs(paths: list[Path] | None = None) -> pd.DataFrame:
+def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> pd.DataFrame:
     """Every benchmark of every run as one tidy row: run, machine, commit, datetime, names, stats, extra info.
 
     `data` holds the raw round timings in seconds where the run saved them.
     """
     rows = []
-    for path in paths if paths is not None else run_files():
+    for path in paths if paths is not None else run_files(results):
         run = _read(Path(path))
         if run is None:
             continue
@@ -76,8 +89,8 @@ def load_runs(paths: list[Path] | None = None) -> pd.DataFrame:
         for bench in run["benchmarks"]:
             stats = bench["stats"]
             row = {
-                "run": _run_id(Path(path)), "path": str(path), "machine": _machine(run["machine_info"]),
-                "setup": _setup(run["machine_info"]),
+                "run": _run_id(Path(path), results), "path": str(path), "machine": _machine(run["machine_info"]),
+                "setup": _setup(run["machine_info"]), "hardware": _hardware(run["machine_info"]),
                 "commit": commit.get("id", ""), "datetime": run.get("datetime", ""),
                 "benchmark": bench["name"], "group": bench.get("group") or "",
                 **{k: stats.get(k) for k in STATS}, "data": stats.get("data"),
@@ -111,15 +124,47 @@ def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
     return candidates["run"].iloc[0]
 
 
-def load(runs: list[str]) -> pd.DataFrame:
-    """All runs under results/ plus any run given as a path."""
+def load(runs: list[str], results: Path | None = None) -> pd.DataFrame:
+    """All runs under results/ (or `results`) plus any run given as a path."""
     extra = [Path(r) for r in runs if r.endswith(".json")]
     for path in extra:
         if not path.is_file():
             raise ValueError(f"no such run file: {path}")
-    saved = run_files()
+    saved = run_files(results)
     known = {p.resolve() for p in saved}
-    return load_runs(saved + [p for p in extra if p.resolve() not in known])
+    return load_runs(saved + [p for p in extra if p.resolve() not in known], results)
+
+
+def load_comparisons(results: Path) -> pd.DataFrame:
+    """Every `ab` comparison saved under <results>/ab/: one row per benchmark per comparison."""
+    rows = []
+    for path in sorted((results / "ab").glob("*.json")):
+        try:
+            rows += _comparison_rows(path, json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
+            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
+    return frame
+
+
+def _comparison_rows(path: Path, record) -> list[dict]:
+    if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
+        raise ValueError("not a backprop-bench ab record")
+    sides = {side: record[side] for side in ("baseline", "candidate")}
+    head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
+            "machine": _machine(record["machine_info"]), "threshold": float(record["threshold"]),
+            **{side: f"{info['label']} ({str(info['commit'])[:12]})" for side, info in sides.items()}}
+    rows = []
+    for bench in record["benchmarks"]:
+        if bench["verdict"] not in VERDICTS:
+            raise ValueError(f"unknown verdict {bench['verdict']!r}")
+        rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
+                     **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
+                                                            "ci_low", "ci_high")}})
+    return rows
 
 
 def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -129,12 +174,18 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
+COMPARISON = ["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
+              "peak_memory_bytes", "working_set_bytes", "epoch_flops"]
+
+
 def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     """One run's training benchmarks side by side: per workload, every backend and variant."""
     rows = frame[frame["run"] == run]
     matmul = calibration_rows(rows)
     machine_gflops = matmul["gflops"].max() if "gflops" in matmul and len(matmul) else np.nan
     bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
+    if bench.empty:  # calibrations only: nothing to compare
+        return pd.DataFrame(columns=COMPARISON)
     bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
     numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
     bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
@@ -147,8 +198,7 @@ def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     bench["of_own_matmul"] = [gflops / own.get((backend, device), np.nan)
                               for gflops, backend, device in zip(bench["gflops"], bench["backend"], bench["device"])]
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    table = bench[["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
-                   "peak_memory_bytes", "working_set_bytes", "epoch_flops"]]
+    table = bench[COMPARISON]
     return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
 
 

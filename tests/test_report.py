@@ -1,12 +1,10 @@
 """compare and check on result files the tests write themselves: no timing is asserted anywhere."""
 
-import json
-
-import numpy as np
 import pytest
 
 from backprop_bench import report
 from backprop_bench.cli import main
+from tests.runs import draws, write_run
 
 BENCHMARKS = ["seed-affine[numpy-handwritten-cpu-float64]", "seed-affine[jax-jit-loop-cpu-float64]",
               "seed-affine[torch-eager-cpu-float64]"]
@@ -17,37 +15,6 @@ def results(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
     (tmp_path / "results").mkdir()
     return tmp_path / "results"
-
-
-def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None,
-              setup=None):
-    """A run as pytest-benchmark saves it, with these raw timings (seconds) per benchmark name."""
-    benchmarks = []
-    for name, data in timings.items():
-        backend, variant = name.split("[")[1].split("-")[:2]
-        data = list(map(float, data))
-        benchmarks.append({
-            "group": "seed-affine", "name": name, "fullname": f"bench::{name}",
-            "stats": {"median": float(np.median(data)), "mean": float(np.mean(data)), "min": min(data),
-                      "max": max(data), "stddev": float(np.std(data)), "iqr": 0.0, "rounds": len(data), "data": data},
-            "extra_info": {"backend": backend, "variant": variant, "device": "cpu", "dtype": "float64",
-                           "workload": "seed-affine", "epochs": epochs, "epoch_flops": 80,
-                           "gflops": 80 * epochs / float(np.median(data)) / 1e9},
-        })
-    for framework, seconds in (calibration or {}).items():  # a 1 GFLOP matmul per framework
-        benchmarks.append({"group": "calibration", "name": f"matmul[{framework}-cpu-float32]", "stats": {
-            "median": seconds, "data": [seconds] * 5, "rounds": 5},
-            "extra_info": {"calibration": True, "backend": framework, "device": "cpu", "gflops": 1.0 / seconds}})
-    path = results / node / f"{number:04d}_abc_{when[:10]}.json"
-    path.parent.mkdir(exist_ok=True)
-    suite = setup or {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0", "jax": "0.10.2", "env": {}}
-    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}, "backprop_bench": suite},
-                                "commit_info": {"id": "abc"}, "datetime": when, "benchmarks": benchmarks}))
-    return path
-
-
-def draws(seed, median, rounds=40, noise=0.02):
-    return median * np.exp(np.random.default_rng(seed).normal(0, noise, rounds))
 
 
 def same_runs(results, slow=None, factor=1.10):
