@@ -77,6 +77,12 @@ def _columns(tables: dict) -> list[str]:
     return sorted(names, key=lambda c: (next((i for i, f in enumerate(FAMILIES) if c.startswith(f)), 9), c))
 
 
+def _workload_order(tables: dict) -> list[str]:
+    """Workloads from the smallest to the largest work per epoch."""
+    both = pd.concat(tables.values())
+    return list(both.groupby("workload")["epoch_flops"].max().sort_values(na_position="first").index)
+
+
 def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalized: bool) -> str:
     """One column per run: machine, hardware, versions and settings, commit, date, time in timed rounds."""
     firsts = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")
@@ -113,7 +119,8 @@ def _overview(tables: dict, machines: pd.Series) -> str:
         columns = _columns({run: table})
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         rows = []
-        for workload, group in table.groupby("workload", sort=False):
+        for workload in _workload_order({run: table}):
+            group = table[table["workload"] == workload]
             cells = group.set_index("column")
             fastest = cells["time_per_epoch_s"].idxmin()
             row = []
@@ -153,7 +160,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
     import plotly.graph_objects as go
 
     parts = []
-    workloads = list(dict.fromkeys(w for t in tables.values() for w in t["workload"]))
+    workloads = _workload_order(tables)
     for workload in workloads:
         fig = go.Figure()
         tables_html = []
@@ -163,21 +170,25 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
                 continue
             scale = rows["time_per_epoch_s"] * rows["vs_numpy"] if normalized else pd.Series(1.0, rows.index)
             x = rows["time_per_epoch_s"] / scale
-            fig.add_bar(y=rows["column"], x=x, orientation="h", name=_label(run, machines),
-                        error_x=dict(type="data", symmetric=False, array=(rows["q3_s"] / scale - x).fillna(0),
-                                     arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
-                        customdata=rows["time_per_epoch_s"].map(seconds_text),
-                        hovertemplate="%{y}: %{customdata} per epoch<extra></extra>")
+            # Points, not bars: times span orders of magnitude, and a bar's length on a log axis means nothing.
+            fig.add_scatter(y=rows["column"], x=x, mode="markers", marker=dict(size=10), name=_label(run, machines),
+                            error_x=dict(type="data", symmetric=False, array=(rows["q3_s"] / scale - x).fillna(0),
+                                         arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
+                            customdata=rows["time_per_epoch_s"].map(seconds_text),
+                            hovertemplate="%{y}: %{customdata} per epoch<extra></extra>")
             shown = report.formatted(rows).drop(columns="workload").assign(
                 spread=[f"{seconds_text(a)} - {seconds_text(b)}" for a, b in zip(rows["q1_s"], rows["q3_s"])])
             shown = shown.loc[:, (shown != "").any()].iloc[::-1]
             tables_html.append(f"<h4>{html.escape(_label(run, machines))}</h4>"
                                + shown.to_html(index=False, classes="numbers", border=0))
-        fig.update_xaxes(type="log", title="time per epoch relative to NumPy's (shorter is faster)" if normalized
-                         else "median time per epoch, s (log scale; shorter is faster)")
-        fig.update_layout(title=dict(text=workload, x=0), barmode="group", showlegend=len(tables) > 1)
-        parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 120 + 28 * len(fig.data[0].y) * len(tables))}'
-                     f'<div>{"".join(tables_html)}</div></div>')
+        if normalized:
+            fig.update_xaxes(type="log", title="time per epoch relative to NumPy's in the same run (left is faster)")
+        else:
+            fig.update_xaxes(type="log", title="median time per epoch (log scale; left is faster)",
+                             exponentformat="SI", ticksuffix="s")
+        fig.update_layout(title=dict(text=workload, x=0), showlegend=len(tables) > 1)
+        parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 130 + 30 * len(fig.data[0].y))}'
+                     f'<div class="scroll">{"".join(tables_html)}</div></div>')
     return (_how("bars are the median time per training epoch of each backend-variant, on a log scale; the whisker "
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
                  "The table beside it adds the same spread, compile time (first call minus a steady one), "
@@ -195,7 +206,8 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
         if rows.empty:
             continue
         rate = rows["machine_gflops"].max() * 1e9
-        floor = rows["epoch_flops"] / rate if not normalized else pd.Series(1.0, rows.index)
+        # Normalized: each time in units of the time its own machine's matmul rate needs for the same FLOPs.
+        floor = rows["epoch_flops"] / rate if normalized else pd.Series(1.0, rows.index)
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
         for column, line in rows.groupby("column", sort=False):
             fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
@@ -204,7 +216,7 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
                             hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>" + column + "</extra>")
         if np.isfinite(rate):
             edges = rows["epoch_flops"].iloc[[0, -1]]
-            fig.add_scatter(x=edges, y=edges / rate if not normalized else [1, 1], mode="lines",
+            fig.add_scatter(x=edges, y=[1, 1] if normalized else edges / rate, mode="lines",
                             line=dict(dash="dash", color="black"), hoverinfo="skip",
                             name=f"{label}the machine's matmul rate, {rate / 1e9:.0f} GFLOP/s: no backend is faster")
     if not fig.data:

@@ -76,6 +76,12 @@ def test_page_in_a_browser(results, tmp_path, capsys):
             fig => fig.data.length && fig.querySelectorAll('.point, path.js-line').length)""")
         assert len(drawn) >= 6 and all(drawn), str(drawn)
         assert tab.locator("#history text", has_text="regression").count() >= 1  # the ab record's verdict
+        # plotly ships arrays base64-encoded; _fullData holds them decoded, as drawn.
+        sweep = dict(tab.evaluate("document.getElementById('figure-sweep')._fullData.map(t => [t.name, Array.from(t.y)])"))
+        numpy = expected[expected["name"] == "numpy-handwritten-cpu-float32"].sort_values("epoch_flops")
+        assert sweep["numpy-handwritten-cpu"] == pytest.approx(list(numpy["time_per_epoch_s"]))
+        roofline = next(y for name, y in sweep.items() if name.startswith("the machine's matmul rate, 100 GFLOP/s"))
+        assert roofline == pytest.approx([2e6 / 100e9, 2e10 / 100e9])  # the best calibration: torch's 100 GFLOP/s
         assert errors == [] and blocked == []
 
 
