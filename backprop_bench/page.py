@@ -83,6 +83,14 @@ def _workload_order(tables: dict) -> list[str]:
     return list(both.groupby("workload")["epoch_flops"].max().sort_values(na_position="first").index)
 
 
+def _colours(tables: dict) -> dict:
+    """One colour per backend-variant, the same in every figure."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return {column: palette[i % len(palette)] for i, column in enumerate(_columns(tables))}
+
+
 def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalized: bool) -> str:
     """One column per run: machine, hardware, versions and settings, commit, date, time in timed rounds."""
     firsts = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")
@@ -110,7 +118,7 @@ def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalize
 def _colour(vs_numpy: float) -> str:
     """Green for faster than NumPy, red for slower, white for the same; 100x is the full colour."""
     t = float(np.clip(np.log10(vs_numpy) / 2, -1, 1))
-    return f"hsl({130 if t > 0 else 5}, 65%, {97 - 40 * abs(t):.0f}%)"
+    return f"hsl({130 if t > 0 else 5}, {65 * min(1.0, 10 * abs(t)):.0f}%, {97 - 40 * abs(t):.0f}%)"
 
 
 def _overview(tables: dict, machines: pd.Series) -> str:
@@ -189,7 +197,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
         fig.update_layout(title=dict(text=workload, x=0), showlegend=len(tables) > 1)
         parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 130 + 30 * len(fig.data[0].y))}'
                      f'<div class="scroll">{"".join(tables_html)}</div></div>')
-    return (_how("bars are the median time per training epoch of each backend-variant, on a log scale; the whisker "
+    return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
                  "The table beside it adds the same spread, compile time (first call minus a steady one), "
                  "GFLOP/s and the share of the machine's and of the framework's own matmul rate.")
@@ -200,7 +208,7 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
     """Time per epoch against FLOPs per epoch, log-log, with the machine's matmul rate as the floor."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig, colours = go.Figure(), _colours(tables)
     for run, table in tables.items():
         rows = table[table["working_set_bytes"].notna()].sort_values("epoch_flops")
         if rows.empty:
@@ -211,7 +219,7 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
         for column, line in rows.groupby("column", sort=False):
             fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
-                            name=label + column, customdata=np.stack([line["workload"],
+                            name=label + column, line=dict(color=colours[column]), customdata=np.stack([line["workload"],
                                                                       line["time_per_epoch_s"].map(seconds_text)], -1),
                             hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>" + column + "</extra>")
         if np.isfinite(rate):
@@ -223,8 +231,10 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
         return _how("the size sweep shows how each backend scales with the work.") + \
             '<p class="empty">The chosen runs have no size-sweep workloads (mlp-...); `make bench` times them.</p>\n'
     fig.update_xaxes(type="log", title="FLOPs per epoch (matrix products, forward and backward)")
-    fig.update_yaxes(type="log", title="time per epoch / the matmul rate's time (1 = the roofline)" if normalized
-                     else "median time per epoch, s")
+    if normalized:
+        fig.update_yaxes(type="log", title="time per epoch / the matmul rate's time (1 = the roofline)")
+    else:
+        fig.update_yaxes(type="log", title="median time per epoch", exponentformat="SI", ticksuffix="s")
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
     return (_how("each line is one backend-variant across workloads of growing size, both axes logarithmic. The "
                  "dashed line is the time the machine's fastest float32 matmul (timed in the same run) needs for "
@@ -237,12 +247,13 @@ def _memory(tables: dict, machines: pd.Series) -> str:
     """Peak memory of a training against the analytic working set, per sweep workload and backend."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig, colours = go.Figure(), _colours(tables)
     for run, table in tables.items():
-        rows = table[table["peak_memory_bytes"].notna()]
+        rows = table[table["peak_memory_bytes"].notna()].sort_values("epoch_flops")
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
         for column, bars in rows.groupby("column", sort=False):
             fig.add_bar(x=bars["workload"], y=bars["peak_memory_bytes"] / 1e6, name=label + column,
+                        marker_color=colours[column],
                         hovertemplate="%{x}: %{y:.0f} MB<extra>" + column + "</extra>")
         sets = rows.drop_duplicates("workload")
         if len(sets):
@@ -277,6 +288,9 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
                             hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run<extra>"
                                           + benchmark + "</extra>")
         label = rows.loc[rows["run"] == chosen, "label"].iloc[0]
+        if rows["run"].nunique() == 1:
+            parts.append(f'<p class="empty">{html.escape(machine)} has one saved run so far: its history starts '
+                         "with the next run saved under results/.</p>")
         fig.add_vline(x=label, line=dict(color="orange", width=8), opacity=0.35)
         fig.add_annotation(x=label, y=1, yref="paper", text="this run", showarrow=False, yanchor="bottom")
         fig.update_xaxes(type="category", title="saved runs of this machine in time order: number and commit")

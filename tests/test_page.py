@@ -2,20 +2,14 @@
 
 import os
 import re
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from backprop_bench import page, report
 from backprop_bench.cli import main
+from tests.browser import CHROMIUM, DRAWN, chromium
 from tests.runs import full_run, write_ab, write_run
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Flags for a quiet, isolated headless browser: nothing of its own goes to a network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,39 +23,25 @@ def snapshot(folder: Path) -> dict:
     return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
-@contextmanager
-def browser(profile: Path):
-    """A headless Chromium page on a fresh profile that may load files only: every other request is aborted
-    and recorded. Yields (page, console errors, blocked URLs)."""
+@pytest.fixture
+def browser(tmp_path):
+    """Open a page in headless Chromium, or skip with the reason where it cannot run."""
     if CHROMIUM is None:
         pytest.skip("no Chromium installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    errors, blocked = [], []
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900})
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                      else (blocked.append(route.request.url), route.abort()))
-        tab = context.new_page()
-        tab.on("console", lambda message: message.type == "error" and errors.append(message.text))
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            yield tab, errors, blocked
-        finally:
-            context.close()
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    return lambda: chromium(tmp_path / "profile")
 
 
-def test_page_in_a_browser(results, tmp_path, capsys):
+def test_page_in_a_browser(results, tmp_path, browser, capsys):
     for number, day in enumerate(("24", "25", "26"), 1):
         full_run(results, number, when=f"2026-11-{day}T10:00:00")
     write_ab(results, "one", [("seed-affine[jax-jit-loop-cpu-float64]", 1.2, "regression")])
     assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
     assert "wrote" in capsys.readouterr().out
     expected = report.comparison(report.load([]), "box/0003_abc_2026-11-26")
-    with browser(tmp_path / "profile") as (tab, errors, blocked):
+    with browser() as (tab, errors, blocked):
         tab.goto((tmp_path / "page.html").as_uri(), wait_until="load")
-        tab.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+        tab.wait_for_function(DRAWN)
         for section in page.SECTIONS:
             assert tab.locator(f"section#{section} h2").count() == 1, section
             assert tab.locator(f"section#{section} p.how").count() >= 1, section
