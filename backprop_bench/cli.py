@@ -13,7 +13,7 @@ import numpy as np
 
 import backends
 from backends.numpy_backend import forward
-from backprop_bench import plots, regress, report, store
+from backprop_bench import page, plots, regress, report, store
 from backprop_bench.model import (
     ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
 )
@@ -163,14 +163,20 @@ def run_backends(args) -> int:
     return 0
 
 
-def add_report_parsers(commands) -> None:
+def shared_options() -> tuple[Parser, Parser]:
+    """The options every report command shares: where the saved runs are, and where to write."""
     results = Parser(add_help=False)
     results.add_argument("--results", metavar="DIR",
                          help="the saved runs (default: results/ of the checkout holding the current directory, "
                               "else ./results)")
     output = Parser(add_help=False)
-    output.add_argument("--output", metavar="FILE", help="write there instead of printing")
+    output.add_argument("--output", metavar="FILE", help="write there instead of the default")
     output.add_argument("--force", action="store_true", help="replace --output FILE if it exists")
+    return results, output
+
+
+def add_report_parsers(commands) -> None:
+    results, output = shared_options()
     p = commands.add_parser("compare", parents=[results, output], help="one saved run's backends side by side, per workload")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
@@ -189,6 +195,31 @@ def add_report_parsers(commands) -> None:
     p.add_argument("--normalize", choices=regress.NORMALIZE,
                    help="compare times relative to the NumPy backend or the matmul calibration of the same run")
     p.set_defaults(run=run_check)
+
+
+def add_page_parser(commands) -> None:
+    results, output = shared_options()
+    p = commands.add_parser("report", parents=[results, output], help="write one self-contained HTML page of saved runs")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")
+    p.set_defaults(run=run_page)
+
+
+def run_page(args) -> int:
+    """Write the page of the chosen runs beside the history of every saved run; nothing is written when anything is wrong."""
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        store.check_output(output, results, args.force)
+    chosen, runs = report.load(args.runs or [None], results)
+    frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
+    text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results))
+    if output is None:
+        output = page.default_output(results, runs)  # derived from the runs: replaced on every call
+        store.check_writable(output.parent)
+    store.write_output(output, text)
+    print(f"wrote {output} ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
 
 
 def parse_threshold(text: str) -> float:
@@ -262,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
     add_report_parsers(commands)
+    add_page_parser(commands)
     try:
         args = parser.parse_args(argv)
         with warnings.catch_warnings():

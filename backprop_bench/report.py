@@ -18,7 +18,8 @@ import pandas as pd
 
 from backprop_bench import store
 
-STATS = ["median", "mean", "min", "max", "stddev", "iqr", "rounds"]
+STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
+VERDICTS = ("regression", "improvement", "same", "inconclusive")
 # extra_info keys the readers compute with, and the types they must have.
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "compile_s", "peak_memory_bytes",
            "working_set_bytes", "samples", "flops", "lr", "final_loss")
@@ -35,6 +36,15 @@ def _setup(info: dict) -> dict:
     setup = {k: suite[k] for k in ("python", "numpy", "numpy_blas", "torch", "jax") if k in suite}
     setup.update({f"${k}": v for k, v in suite.get("env", {}).items()})
     return setup
+
+
+def _hardware(info: dict) -> dict:
+    """What the run ran on: CPU, cores, GPU, and the threads and devices the frameworks used."""
+    suite = info.get("backprop_bench", {}) or {}
+    hardware = {"cpu": (info.get("cpu", {}) or {}).get("brand_raw"), "cores": suite.get("cpu_count"),
+                "gpu": suite.get("gpu_driver") or suite.get("gpu"), "torch threads": suite.get("torch_threads"),
+                "jax devices": ", ".join(suite.get("jax_devices", []) or []) or None}
+    return {key: value for key, value in hardware.items() if value}
 
 
 def _is_number(value) -> bool:
@@ -144,6 +154,7 @@ def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> p
         common = {
             "run": _run_id(path, results), "path": str(path), "machine": store.machine_label(machine),
             "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
+            "hardware": _hardware(run["machine_info"]),
             "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
             "status": run_status(run),
         }
@@ -259,9 +270,41 @@ def _latest(files: list[Path], results: Path) -> Path:
     # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.
     frame = load_runs(files, results)
     if frame.empty:
-        raise ValueError(f"no readable runs in {results}")
+        raise ValueError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
     run = resolve_run(frame, None)
     return Path(frame.loc[frame["run"] == run, "path"].iloc[0])
+
+
+def load_comparisons(results: Path) -> pd.DataFrame:
+    """Every `ab` comparison saved under <results>/ab/: one row per benchmark per comparison."""
+    rows = []
+    for path in sorted((results / "ab").glob("*.json")):
+        try:
+            rows += _comparison_rows(path, json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
+            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
+    return frame
+
+
+def _comparison_rows(path: Path, record) -> list[dict]:
+    if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
+        raise ValueError("not a backprop-bench ab record")
+    sides = {side: record[side] for side in ("baseline", "candidate")}
+    head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
+            "machine": store.machine_label(store.machine_of(record["machine_info"])), "threshold": float(record["threshold"]),
+            **{side: f"{info['label']} ({str(info['commit'])[:12]})" for side, info in sides.items()}}
+    rows = []
+    for bench in record["benchmarks"]:
+        if bench["verdict"] not in VERDICTS:
+            raise ValueError(f"unknown verdict {bench['verdict']!r}")
+        rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
+                     **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
+                                                            "ci_low", "ci_high")}})
+    return rows
 
 
 def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -271,12 +314,18 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
+COMPARISON = ["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
+              "peak_memory_bytes", "working_set_bytes", "epoch_flops"]
+
+
 def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     """One run's training benchmarks side by side: per workload, every backend and variant."""
     rows = frame[frame["run"] == run]
     matmul = calibration_rows(rows)
     machine_gflops = matmul["gflops"].max() if "gflops" in matmul and len(matmul) else np.nan
     bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
+    if bench.empty:  # calibrations only: nothing to compare
+        return pd.DataFrame(columns=COMPARISON)
     bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
     numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
     bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
@@ -289,8 +338,7 @@ def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     bench["of_own_matmul"] = [gflops / own.get((backend, device), np.nan)
                               for gflops, backend, device in zip(bench["gflops"], bench["backend"], bench["device"])]
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    table = bench[["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
-                   "peak_memory_bytes", "working_set_bytes", "epoch_flops"]]
+    table = bench[COMPARISON]
     return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
 
 

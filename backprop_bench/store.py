@@ -148,19 +148,20 @@ def check_writable(folder: Path) -> None:
 def check_output(path: Path, results: Path, force: bool = False) -> None:
     """Raise ValueError unless a report may be written to `path`.
 
-    Never a saved run, nor a JSON file or anything inside a machine's folder under
-    `results` (the next read would take it for a run); an existing file only with force.
+    Never a saved run, nor anything in a folder of saved runs, nor a JSON file among
+    them (the next read would take it for a run); an existing file only with force.
     """
     if path.is_dir():
         raise ValueError(f"--output {path} is a folder; give a file name")
-    real = path.resolve()
-    if any(real == run.resolve() for run in run_files(results)):
+    real, runs = path.resolve(), [run.resolve() for run in run_files(results)]
+    if real in runs:
         raise ValueError(f"--output {path} is a saved run; refusing to overwrite it")
     try:
         inside = real.relative_to(results.resolve()).parts
     except ValueError:
         inside = ()
-    if inside and inside[0] not in REPORT_FOLDERS and (len(inside) > 1 or path.suffix == ".json"):
+    json_among_runs = path.suffix == ".json" and inside and inside[0] not in REPORT_FOLDERS
+    if json_among_runs or any(run.parent in real.parents for run in runs):
         raise ValueError(f"--output {path} lies among the saved runs in {results}; write it elsewhere")
     if path.exists() and not force:
         raise ValueError(f"--output {path} exists; pass --force to replace it")

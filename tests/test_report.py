@@ -1,8 +1,5 @@
 """compare and check on result files the tests write themselves: no timing is asserted anywhere."""
 
-import json
-
-import numpy as np
 import pytest
 
 from backprop_bench import report
