@@ -47,9 +47,9 @@ def _cuda_peak(name: str, run) -> int:
 def measure(name: str, variant: str, device: str, workload_name: str) -> int:
     import backends
     from backprop_bench.model import init_params
-    from benchmarks.workloads import FULL_SWEEP
+    from benchmarks.workloads import sweep_workload
 
-    workload = next(w for w in FULL_SWEEP if w.name == workload_name)
+    workload = sweep_workload(workload_name)
     trainer = backends.get(name, variant)(workload.spec, device)
     params, data = init_params(workload.spec), workload.data
     trainer.run(trainer.load(params, data))  # warm-up: compile, fill caches
