@@ -94,6 +94,14 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json["backprop_bench_run"] = status
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only when asked for with -m slow; skipped, not deselected, so a run stays whole."""
+    if "slow" not in (config.option.markexpr or ""):
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="slow: run with -m slow"))
+
+
 def pytest_collection_finish(session):
     session.config._backprop_bench_items = list(session.items)
 

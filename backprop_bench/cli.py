@@ -150,6 +150,7 @@ def print_report(spec: ModelSpec, data: Dataset, result: backends.TrainResult, l
 def run_backends(args) -> int:
     """List every backend with its variants and devices, or why it is unavailable."""
     cases = backends.cases()
+    runnable = {(name, variant) for name, variant, _, why in cases if not why}
     for name, reason in backends.available().items():
         if reason:
             print(f"{name}: unavailable: {reason}")
@@ -158,7 +159,8 @@ def run_backends(args) -> int:
         devices = next(iter(found.values())).devices()
         print(f"{name}: variants {', '.join(found)}; devices {', '.join(devices)}")
         for case_name, variant, device, why in cases:
-            if case_name == name and why and device in devices:  # a variant that cannot use a device that is here
+            # A variant that cannot use a device that is here, or that can run nowhere here.
+            if case_name == name and why and (device in devices or (name, variant) not in runnable):
                 print(f"  {variant} on {device}: unavailable: {why}")
     return 0
 

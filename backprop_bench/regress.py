@@ -28,7 +28,8 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
         calibration = calibration_rows(rows)
         if calibration.empty:
             raise ValueError(f"run {run} has no matmul calibration to normalize by")
-        reference = pd.Series(calibration["median"].min(), index=rows.index)
+        # Seconds per GFLOP at the machine's best rate: right whichever sizes a run calibrated at.
+        reference = pd.Series(1 / calibration["gflops"].max(), index=rows.index)
     else:
         numpy_median = rows[rows.get("backend") == "numpy"].set_index("workload")["median"]
         reference = rows["workload"].map(numpy_median)

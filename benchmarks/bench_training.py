@@ -26,6 +26,8 @@ def pytest_generate_tests(metafunc):
 
 def test_train(benchmark, workload, case, numpy_reference):
     name, variant, device = case
+    if workload.gpu_only and device != "cuda":
+        pytest.skip(f"{workload.name} is a GPU-only workload, too large for {device}")
     spec = workload.spec
     if benchmark.disabled:  # smoke test: every benchmark once, with few epochs on the big workloads
         spec = spec.with_(epochs=min(spec.epochs, 2)) if workload.sweep else spec

@@ -10,12 +10,13 @@ import pytest
 
 import backends
 from backprop_bench import store
-from benchmarks.workloads import workloads
+from benchmarks.workloads import SWEEPS, workloads
 
 
 def pytest_addoption(parser):
-    parser.addoption("--sweep", choices=("default", "full"), default="default",
-                     help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide) or full (adds 8192 x 2048)")
+    parser.addoption("--sweep", choices=tuple(SWEEPS), default="default",
+                     help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide), full (adds 8192 x 2048) "
+                          "or gpu (adds 16384 x 2048 and 16384 x 4096, timed on cuda devices only)")
     parser.addoption("--with-compile", action="store_true",
                      help="also time torch.compile on every workload (compiling adds about a minute)")
 
@@ -63,7 +64,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         info["numpy_blas"] = "unknown"
     # Settings that change speed without changing code: thread counts, BLAS and XLA flags.
     info["env"] = {k: v for k, v in os.environ.items()
-                   if k.endswith("_NUM_THREADS") or k.startswith(("OPENBLAS", "MKL_", "XLA_FLAGS"))}
+                   if k.endswith("_NUM_THREADS") or k.startswith(("OPENBLAS", "MKL_", "XLA_"))}
     if backends.available()["torch"] is None:
         import torch
 

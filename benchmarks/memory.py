@@ -28,28 +28,33 @@ def _status_kib(field: str) -> int:
 
 
 def _cuda_peak(name: str, run) -> int:
+    """The allocator's highest mark since the process started, less what was in use before `run`.
+
+    Since the start, for both frameworks: JAX cannot reset its peak, and torch's cuda-graph
+    variant takes its memory while it is captured (in the warm-up), not while it replays.
+    The warm-up ran the same training, so the mark is the training's.
+    """
     if name == "torch":
         import torch
 
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        run()
-        return torch.cuda.max_memory_allocated() - before
-    import jax
+        in_use, peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
+    else:
+        import jax
 
-    stats = jax.devices("gpu")[0].memory_stats()
-    before = stats["bytes_in_use"]
-    run()  # JAX cannot reset its peak: this reads the highest mark since start, warm-up included
-    return jax.devices("gpu")[0].memory_stats()["peak_bytes_in_use"] - before
+        stats = jax.devices("gpu")[0].memory_stats
+        in_use, peak = (lambda: stats()["bytes_in_use"]), (lambda: stats()["peak_bytes_in_use"])
+    before = in_use()
+    run()
+    return peak() - before
 
 
 def measure(name: str, variant: str, device: str, workload_name: str) -> int:
     import backends
     from backprop_bench.model import init_params
-    from benchmarks.workloads import FULL_SWEEP
+    from benchmarks.workloads import sweep_workload
 
-    workload = next(w for w in FULL_SWEEP if w.name == workload_name)
+    workload = sweep_workload(workload_name)
     trainer = backends.get(name, variant)(workload.spec, device)
     params, data = init_params(workload.spec), workload.data
     trainer.run(trainer.load(params, data))  # warm-up: compile, fill caches

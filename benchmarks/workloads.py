@@ -14,6 +14,7 @@ class Workload:
     spec: ModelSpec
     samples: int | None = None  # None: the preset's own data
     sweep: bool = False          # part of the size sweep: memory is measured too
+    gpu_only: bool = False       # timed on cuda devices only: too large for a CPU
 
     @cached_property
     def data(self) -> Dataset:
@@ -42,10 +43,10 @@ class Workload:
         return (2 * params + activations) * itemsize
 
 
-def mlp(samples: int, layers: tuple[int, ...], epochs: int) -> Workload:
+def mlp(samples: int, layers: tuple[int, ...], epochs: int, gpu_only: bool = False) -> Workload:
     """A size-sweep workload, named by samples x widest layer: float32 tanh with biases, Xavier init."""
     spec = ModelSpec(layers, activation="tanh", init="xavier", lr=0.01, epochs=epochs, dtype="float32", seed=0)
-    return Workload(f"mlp-{samples}x{max(layers)}", spec, samples, sweep=True)
+    return Workload(f"mlp-{samples}x{max(layers)}", spec, samples, sweep=True, gpu_only=gpu_only)
 
 
 PRESET_WORKLOADS = [Workload(name, preset(name).spec) for name in ("seed-linear", "seed-affine")]
@@ -58,8 +59,25 @@ SWEEP = [
 FULL_SWEEP = SWEEP + [
     mlp(8192, (1024, 2048, 2048, 1024), epochs=2),
 ]
+# For a GPU the CPU sweep's largest is small: an H100 does its 4096 x 1024 x 1024 product
+# in well under a millisecond, where launches still count. These take tens of
+# milliseconds an epoch in float32 without TF32 (about 50 TFLOP/s on an H100), so the
+# matrix products dominate; and, from the NumPy reference each is checked against, a
+# few seconds each on a many-core CPU.
+GPU_SWEEP = [
+    mlp(16384, (512, 2048, 2048, 512), epochs=5, gpu_only=True),     # 0.6 TFLOP an epoch
+    mlp(16384, (1024, 4096, 4096, 1024), epochs=3, gpu_only=True),   # 2.3 TFLOP an epoch
+]
 COMPUTE_BOUND = SWEEP[-1]
+GPU_COMPUTE_BOUND = GPU_SWEEP[-1]
+
+SWEEPS = {"default": SWEEP, "full": FULL_SWEEP, "gpu": SWEEP + GPU_SWEEP}
 
 
 def workloads(sweep: str) -> list[Workload]:
-    return PRESET_WORKLOADS + (FULL_SWEEP if sweep == "full" else SWEEP)
+    return PRESET_WORKLOADS + SWEEPS[sweep]
+
+
+def sweep_workload(name: str) -> Workload:
+    """The size-sweep workload called `name`, from any sweep."""
+    return next(w for w in FULL_SWEEP + GPU_SWEEP if w.name == name)

@@ -77,6 +77,23 @@ def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(mon
     assert "compile on cpu: unavailable: torch.compile on the CPU needs a C++ compiler" in capsys.readouterr().out
 
 
+def test_torch_cuda_graph_without_a_gpu_is_unavailable_with_its_reason(capsys):
+    if backends.available()["torch"] is not None:
+        pytest.skip("torch not installed")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the variant runs")
+    reasons = {(name, variant, device): reason for name, variant, device, reason in backends.cases()}
+    assert reasons[("torch", "cuda-graph", "cuda")] == "torch cuda-graph needs a CUDA GPU, and torch sees none here"
+    assert ("torch", "cuda-graph", "cpu") not in reasons  # it never runs on the CPU, so it is no CPU case
+    for device, message in [("cuda", "needs a CUDA GPU"), ("cpu", "runs on cuda only .*: choose device cuda")]:
+        with pytest.raises(backends.BackendUnavailable, match=message):
+            backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, "torch", "cuda-graph", device)
+    assert main(["backends"]) == 0
+    assert "  cuda-graph on cuda: unavailable: torch cuda-graph needs a CUDA GPU" in capsys.readouterr().out
+
+
 def test_divergence_names_the_epoch(backend):
     name, variant, device = backend
     chosen = preset("seed-affine")
@@ -100,6 +117,7 @@ def run_cli(*args):
     (["train", "--dtype", "float16"], "unknown dtype"),
     (["train", "--layers", "2,4,1", "--samples", "0"], "samples must be"),
     (["train", "--device", "cuda"], "device 'cuda' is not available"),
+    (["train", "--backend", "torch", "--variant", "cuda-graph"], "runs on cuda only"),
     (["train", "--model", "seed-linear", "--layers", "1,1"], "either --model or --layers"),
     (["train", "--data", "/nonexistent.npz"], "cannot read /nonexistent.npz"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
