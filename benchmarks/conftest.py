@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import backends
-from benchmarks.workloads import workloads
+from benchmarks.workloads import custom, workloads
 
 
 def pytest_addoption(parser):
@@ -17,11 +17,34 @@ def pytest_addoption(parser):
                      help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide) or full (adds 8192 x 2048)")
     parser.addoption("--with-compile", action="store_true",
                      help="also time torch.compile on every workload (compiling adds about a minute)")
+    parser.addoption("--workload", action="append", default=[], metavar="SPEC",
+                     help="add a workload of your own (repeatable): widths, then optional :key=value settings "
+                          "(activation, bias, init, lr, epochs, samples, dtype, name), "
+                          "e.g. 3,128,128,1:activation=relu:samples=1024:epochs=100:dtype=float32")
+    parser.addoption("--workloads-only", action="store_true",
+                     help="time only the --workload workloads (and the matmul calibration), not the built-in ones")
+    parser.addoption("--memory", action="store_true",
+                     help="also measure the peak memory of --workload workloads (a fresh process per benchmark)")
+
+
+def pytest_configure(config):
+    """Build the chosen workloads once; a bad SPEC or a clash of names stops the run with one line."""
+    try:
+        extra = [custom(text, memory=config.getoption("memory")) for text in config.getoption("workload")]
+    except ValueError as err:
+        raise pytest.UsageError(f"--workload {err}") from None
+    if config.getoption("workloads_only") and not extra:
+        raise pytest.UsageError("--workloads-only needs at least one --workload SPEC")
+    chosen = ([] if config.getoption("workloads_only") else workloads(config.getoption("sweep"))) + extra
+    names = [w.name for w in chosen]
+    if clash := sorted({name for name in names if names.count(name) > 1}):
+        raise pytest.UsageError(f"--workload: two workloads are named {', '.join(clash)}; give each its own :name=")
+    config.chosen_workloads = chosen
 
 
 def pytest_generate_tests(metafunc):
     if "workload" in metafunc.fixturenames:
-        chosen = workloads(metafunc.config.getoption("sweep"))
+        chosen = metafunc.config.chosen_workloads
         metafunc.parametrize("workload", chosen, ids=[w.name for w in chosen])
 
 

@@ -1,11 +1,13 @@
-"""The workloads the benchmarks time: the notebook's two presets and a size sweep."""
+"""The workloads the benchmarks time: the notebook's two presets, a size sweep, and your own (--workload)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 
-from backprop_bench.model import Dataset, ModelSpec, epoch_flops, preset, synthetic_data
+from backprop_bench.model import (
+    Dataset, ModelSpec, epoch_flops, parse_spec, preset, synthetic_data, working_set_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,8 @@ class Workload:
     name: str
     spec: ModelSpec
     samples: int | None = None  # None: the preset's own data
-    sweep: bool = False          # part of the size sweep: memory is measured too
+    memory: bool = False         # peak memory is measured too
+    source: str = ""             # what rebuilds it in a fresh process (benchmarks.memory): its name or its SPEC
 
     @cached_property
     def data(self) -> Dataset:
@@ -34,18 +37,20 @@ class Workload:
         return f"{self.name}: {spec.describe()}, {self.n_samples} samples, {spec.epochs} epochs"
 
     def working_set_bytes(self) -> int:
-        """Parameters, their gradients, and every layer's activations for one epoch."""
-        spec, itemsize = self.spec, 4 if self.spec.dtype == "float32" else 8
-        params = sum(fan_in * fan_out + (fan_out if spec.bias else 0)
-                     for fan_in, fan_out in zip(spec.layers, spec.layers[1:]))
-        activations = self.n_samples * sum(spec.layers[1:])
-        return (2 * params + activations) * itemsize
+        return working_set_bytes(self.spec, self.n_samples)
 
 
 def mlp(samples: int, layers: tuple[int, ...], epochs: int) -> Workload:
     """A size-sweep workload, named by samples x widest layer: float32 tanh with biases, Xavier init."""
     spec = ModelSpec(layers, activation="tanh", init="xavier", lr=0.01, epochs=epochs, dtype="float32", seed=0)
-    return Workload(f"mlp-{samples}x{max(layers)}", spec, samples, sweep=True)
+    name = f"mlp-{samples}x{max(layers)}"
+    return Workload(name, spec, samples, memory=True, source=name)
+
+
+def custom(text: str, memory: bool = False) -> Workload:
+    """A workload from a SPEC such as '3,128,128,1:activation=relu:samples=1024' (see model.parse_spec)."""
+    spec, samples, name = parse_spec(text)
+    return Workload(name, spec, samples, memory=memory, source=text)
 
 
 PRESET_WORKLOADS = [Workload(name, preset(name).spec) for name in ("seed-linear", "seed-affine")]
@@ -63,3 +68,8 @@ COMPUTE_BOUND = SWEEP[-1]
 
 def workloads(sweep: str) -> list[Workload]:
     return PRESET_WORKLOADS + (FULL_SWEEP if sweep == "full" else SWEEP)
+
+
+def find(source: str) -> Workload:
+    """A built-in workload by name, else one built from a SPEC."""
+    return next((w for w in PRESET_WORKLOADS + FULL_SWEEP if w.name == source), None) or custom(source)
