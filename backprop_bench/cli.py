@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import backends
-from backprop_bench import plots, regress, report, train
+from backprop_bench import plots, regress, report, store, train
 
 
 class UsageError(ValueError):
@@ -19,6 +19,8 @@ class UsageError(ValueError):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
+        if message.endswith("expected one argument"):  # argparse takes a value such as -5% for an option
+            message += " (a value that starts with '-' must be joined to its option with '=')"
         raise UsageError(f"{message} (see {self.prog} --help)")
 
     def format_help(self):  # a help text given as a function is computed only when help is shown
@@ -59,20 +61,28 @@ def run_backends(args) -> int:
 
 
 def add_report_parsers(commands) -> None:
-    p = commands.add_parser("compare", help="one saved run's backends side by side, per workload")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
+    results = Parser(add_help=False)
+    results.add_argument("--results", metavar="DIR",
+                         help="the saved runs (default: results/ of the checkout holding the current directory, "
+                              "else ./results)")
+    output = Parser(add_help=False)
+    output.add_argument("--output", metavar="FILE", help="write there instead of printing")
+    output.add_argument("--force", action="store_true", help="replace --output FILE if it exists")
+    p = commands.add_parser("compare", parents=[results, output], help="one saved run's backends side by side, per workload")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
-    p.add_argument("--output", metavar="FILE", help="write there instead of printing")
     p.add_argument("--plot", action="store_true", help="also draw the figures, as `plot` does")
     p.set_defaults(run=run_compare)
-    p = commands.add_parser("plot", help="draw one saved run's figures under results/plots/")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
+    p = commands.add_parser("plot", parents=[results], help="draw one saved run's figures under <results>/plots/")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
     p.set_defaults(run=run_compare, plot=True, format=None, output=None)
-    p = commands.add_parser("check", help="flag benchmarks that slowed significantly against a baseline run")
+    p = commands.add_parser("check", parents=[results],
+                            help="flag benchmarks that slowed significantly against a baseline run")
     p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path (required)")
-    p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest)")
+    p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest complete run)")
     p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the Mann-Whitney U test (default 0.01)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance level of the Mann-Whitney U test, between 0 and 1 (default 0.01)")
     p.add_argument("--normalize", choices=regress.NORMALIZE,
                    help="compare times relative to the NumPy backend or the matmul calibration of the same run")
     p.set_defaults(run=run_check)
@@ -89,40 +99,57 @@ def parse_threshold(text: str) -> float:
 
 
 def run_compare(args) -> int:
-    frame = report.load(args.runs)
-    run = report.resolve_run(frame, args.runs[-1] if args.runs else None)
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        store.check_output(output, results, args.force)
+    if len(args.runs) > 1:
+        raise UsageError("compare shows one run; name one RUN (check compares two)")
+    frame, [run] = report.load([args.runs[0] if args.runs else None], results)
     table = report.comparison(frame, run)
     if table.empty:
         raise ValueError(f"run {run} holds no training benchmarks")
+    status = frame.loc[frame["run"] == run, "status"].iloc[0]
     if args.format is not None:
         text = report.render(table, args.format)
         if args.format != "csv":
-            text = f"run {run}\n\n{text}"
-        if args.output:
-            Path(args.output).write_text(text)
-            print(f"wrote {args.output}")
+            text = f"run {run}" + (f" ({status})" if status else "") + f"\n\n{text}"
+        if output is not None:
+            store.write_output(output, text)
+            print(f"wrote {output}")
         else:
             print(text, end="")
     if args.plot:
-        for path in plots.plot(table, run, report.RESULTS / "plots" / run):
+        folder = results / "plots" / Path(run).with_suffix("").name if Path(run).is_absolute() else results / "plots" / run
+        store.check_writable(folder)
+        for path in plots.plot(table, run, folder):
             print(f"wrote {path} (and .svg)")
     return 0
 
 
 def run_check(args) -> int:
     threshold = parse_threshold(args.threshold)
-    frame = report.load([r for r in (args.baseline, args.against) if r])
-    baseline = report.resolve_run(frame, args.baseline)
-    current = report.resolve_run(frame, args.against)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1 (exclusive), got {args.alpha}")
+    results = store.results_dir(args.results)
+    frame, [baseline, current] = report.load([args.baseline, args.against], results)
+    if baseline == current:
+        raise ValueError(f"--baseline and --against both name run {current}; name two different runs")
     table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
     unit = "relative to " + args.normalize if args.normalize else "seconds"
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
+    for run in (baseline, current):
+        if status := frame.loc[frame["run"] == run, "status"].iloc[0]:
+            print(f"note: run {run} is {status}")
     print("setup changes: " + (", ".join(regress.setup_changes(frame, baseline, current)) or "none"))
+    for side, names in regress.unshared(frame, baseline, current).items():
+        if names:
+            print(f"only in {side} ({len(names)}, not compared): {', '.join(names)}")
     print(table.to_string(index=False, formatters={
         "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
     regressed = table[table["verdict"] == "REGRESSION"]
     print(f"{len(regressed)} regression(s), {int((table['verdict'] == 'improvement').sum())} improvement(s) "
-          f"among {len(table)} benchmarks")
+          f"among {len(table)} benchmarks in both runs")
     return 1 if len(regressed) else 0
 
 

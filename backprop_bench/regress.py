@@ -45,6 +45,12 @@ def setup_changes(frame: pd.DataFrame, baseline: str, current: str) -> list[str]
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def unshared(frame: pd.DataFrame, baseline: str, current: str) -> dict[str, list[str]]:
+    """Benchmarks that only one of the two runs holds, by side: what a comparison of the two leaves out."""
+    names = {run: set(frame.loc[frame["run"] == run, "benchmark"]) for run in (baseline, current)}
+    return {"baseline": sorted(names[baseline] - names[current]), "current": sorted(names[current] - names[baseline])}
+
+
 def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
           normalize: str | None = None) -> pd.DataFrame:
     """One row per benchmark in both runs: medians, ratio, p-value and verdict."""

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import backends
+from backprop_bench import store
 from benchmarks.workloads import custom, workloads
 
 
@@ -40,6 +41,14 @@ def pytest_configure(config):
     if clash := sorted({name for name in names if names.count(name) > 1}):
         raise pytest.UsageError(f"--workload: two workloads are named {', '.join(clash)}; give each its own :name=")
     config.chosen_workloads = chosen
+
+
+@pytest.hookimpl(trylast=True)  # after the root conftest has written the run's status
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """A run without the built-in workloads is partial: never the default run of compare or check."""
+    if config.getoption("workloads_only"):
+        status = output_json["backprop_bench_run"]
+        status["partial"] = " ".join(filter(None, [status.get("partial"), "--workloads-only"]))
 
 
 def pytest_generate_tests(metafunc):
@@ -76,7 +85,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """What a comparison between runs needs: versions, BLAS, threads, CPU and GPU."""
     import numpy as np
 
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count()}
+    info = {"machine": store.this_machine(), "python": platform.python_version(), "numpy": np.__version__,
+            "cpu_count": os.cpu_count()}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
