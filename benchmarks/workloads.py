@@ -72,4 +72,10 @@ def workloads(sweep: str) -> list[Workload]:
 
 def find(source: str) -> Workload:
     """A built-in workload by name, else one built from a SPEC."""
-    return next((w for w in PRESET_WORKLOADS + FULL_SWEEP if w.name == source), None) or custom(source)
+    builtin = {w.name: w for w in PRESET_WORKLOADS + FULL_SWEEP}
+    if source in builtin:
+        return builtin[source]
+    try:
+        return custom(source)
+    except ValueError as err:
+        raise ValueError(f"{source!r} is neither a built-in workload ({', '.join(builtin)}) nor a good SPEC: {err}")

@@ -87,6 +87,10 @@ def test_memory_module_without_arguments_is_one_line():
     done = subprocess.run([sys.executable, "-m", "benchmarks.memory"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "usage: python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD (a built-in name or a --workload SPEC)"]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", "numpy", "handwritten", "cpu", "mlp-9"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "'mlp-9' is neither a built-in workload (seed-linear, seed-affine, mlp-256x64" in done.stderr
 
 
 def test_a_custom_workload_is_timed_checked_and_measured_like_a_builtin(tmp_path):
