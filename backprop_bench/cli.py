@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 import backends
-from backends.numpy_backend import forward
-from backprop_bench import page, plots, regress, report, store
-from backprop_bench.model import (
-    ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
-)
+from backprop_bench import page, plots, regress, report, store, train
 
 
 class UsageError(ValueError):
@@ -29,122 +23,25 @@ class Parser(argparse.ArgumentParser):
             message += " (a value that starts with '-' must be joined to its option with '=')"
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def format_help(self):  # a help text given as a function is computed only when help is shown
+        for action in self._actions:
+            if callable(action.help):
+                action.help = action.help()
+        return super().format_help()
 
-def parse_layers(text: str) -> tuple[int, ...]:
+
+def installed_version() -> str:
     try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers takes widths like 1,16,1, got {text!r}") from None
+        return metadata.version("backprop-bench")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
 
 
-def add_train_parser(commands) -> None:
-    p = commands.add_parser("train", help="run one training and print the notebook's report (or JSON)")
-    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(backends.BACKENDS)} (default numpy)")
-    p.add_argument("--variant", help="a variant of the backend, e.g. jit-step for jax (default: its first)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    model = p.add_argument_group("model (a preset, or your own layers)")
-    model.add_argument("--model", help=f"a preset: {', '.join(PRESETS)} (default seed-linear)")
-    model.add_argument("--layers", type=parse_layers, help="widths from input to output, e.g. 1,16,16,1")
-    model.add_argument("--bias", action=argparse.BooleanOptionalAction, help="biases on or off (default on)")
-    model.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)} (default identity)")
-    model.add_argument("--init", help=f"initial weights: {', '.join(INITS)} (default notebook)")
-    model.add_argument("--epochs", type=int)
-    model.add_argument("--lr", type=float, help="learning rate (default 0.01)")
-    model.add_argument("--seed", type=int, help="seed of the initial weights and synthetic data (default 42)")
-    model.add_argument("--dtype", help=f"{' or '.join(DTYPES)} (default float64)")
-    data = p.add_argument_group("data (default: the preset's, else synthetic)")
-    data.add_argument("--samples", type=int, help="train on N seeded synthetic samples (default 64 with --layers)")
-    data.add_argument("--data", metavar="FILE", help="a .npz holding 2-D arrays x and y, one row per sample")
-    out = p.add_argument_group("output")
-    out.add_argument("--log-every", type=int, default=100, metavar="N", help="print the loss every N epochs (100)")
-    out.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    p.set_defaults(run=run_train)
-
-
-def build_spec(args) -> tuple[ModelSpec, Dataset | None]:
-    """The spec the flags ask for, and the preset's data when a preset is used unchanged in shape."""
-    if args.model and args.layers:
-        raise UsageError("give either --model or --layers, not both")
-    overrides = {
-        key: value
-        for key, value in (
-            ("bias", args.bias), ("activation", args.activation), ("init", args.init), ("epochs", args.epochs),
-            ("lr", args.lr), ("seed", args.seed), ("dtype", args.dtype),
-        )
-        if value is not None
-    }
-    if args.layers:
-        return ModelSpec(args.layers, **overrides), None
-    chosen = preset(args.model or "seed-linear")
-    return chosen.spec.with_(**overrides), chosen.data
-
-
-def load_npz(path: str) -> Dataset:
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds one array, not named arrays")
-        with archive:
-            arrays = {name: archive[name].astype(np.float64) for name in ("x", "y") if name in archive.files}
-    except (OSError, EOFError, ValueError, TypeError) as err:
-        raise ValueError(f"cannot read {path} as a .npz of numeric arrays: {err}") from None
-    missing = {"x", "y"} - set(arrays)
-    if missing:
-        raise ValueError(f"{path} lacks the array(s) {', '.join(sorted(missing))}; it needs x and y")
-    return Dataset(arrays["x"], arrays["y"])
-
-
-def choose_data(args, spec: ModelSpec, preset_data: Dataset | None) -> Dataset:
-    if args.data and args.samples:
-        raise UsageError("give either --data or --samples, not both")
-    if args.data:
-        return load_npz(args.data)
-    if args.samples is not None or preset_data is None:
-        return synthetic_data(spec, 64 if args.samples is None else args.samples)
-    return preset_data
-
-
-def run_train(args) -> int:
-    if args.log_every < 1:
-        raise UsageError(f"--log-every must be >= 1, got {args.log_every}")
-    spec, preset_data = build_spec(args)
-    data = choose_data(args, spec, preset_data)
-    data.check_fits(spec)
-    params_init = init_params(spec)
-    result = backends.train(spec, data, args.backend, args.variant, args.device, params_init)
-    variant = backends.get(args.backend, args.variant).variant
-    if args.json:
-        print(json.dumps({
-            "backend": args.backend, "variant": variant, "device": args.device, "dtype": spec.dtype,
-            "spec": {"layers": list(spec.layers), "bias": spec.bias, "activation": spec.activation,
-                     "lr": spec.lr, "epochs": spec.epochs, "seed": spec.seed, "init": spec.init},
-            "params_init": {k: v.tolist() for k, v in params_init.items()},
-            "params": {k: v.tolist() for k, v in result.params.items()},
-            "losses": result.losses.tolist(),
-        }))
-    else:
-        print_report(spec, data, result, args.log_every)
-    return 0
-
-
-def print_report(spec: ModelSpec, data: Dataset, result: backends.TrainResult, log_every: int) -> None:
-    """The notebook's printout: logged losses, final parameters, prediction and true y."""
-    for epoch in range(0, spec.epochs, log_every):
-        print(f"Epoch {epoch}, Loss: {result.losses[epoch]:.4f}")
-    print("\nFinal Params:" if spec.bias else "\nFinal Weights:")
-    weights, biases = [], []
-    for layer in range(1, spec.n_layers + 1):
-        W = result.params[f"W{layer}"]
-        weights.append(W)
-        line = f"W{layer}: {W}"
-        if spec.bias:
-            b = result.params[f"b{layer}"]
-            biases.append(b)
-            line += f" | b{layer}: {b[0] if b.size == 1 else b}"  # the notebook's biases are scalars
-        print(line)
-    prediction = forward(data.x.astype(spec.dtype), weights, biases, spec.activation)[-1]
-    print("\nPrediction:\n", prediction)
-    print("\ny True:\n", data.y)
+def out_of_memory(err: Exception) -> bool:
+    """Whether a framework's error is running out of memory: MemoryError, torch's, XLA's RESOURCE_EXHAUSTED."""
+    text = str(err)
+    return isinstance(err, MemoryError) or any(
+        sign in text for sign in ("out of memory", "RESOURCE_EXHAUSTED", "can't allocate memory"))
 
 
 def run_backends(args) -> int:
@@ -189,7 +86,7 @@ def add_report_parsers(commands) -> None:
     p.set_defaults(run=run_compare, plot=True, format=None, output=None)
     p = commands.add_parser("check", parents=[results],
                             help="flag benchmarks that slowed significantly against a baseline run")
-    p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path")
+    p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path (required)")
     p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest complete run)")
     p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
     p.add_argument("--alpha", type=float, default=0.01,
@@ -291,8 +188,9 @@ def run_check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="backprop-bench", description="Train one tiny network with several frameworks, and compare.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    add_train_parser(commands)
+    train.add_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
     add_report_parsers(commands)
     add_page_parser(commands)
@@ -311,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # UsageError, bad specs and data, unavailable backends
         print(f"backprop-bench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: nothing to clean up, nothing to show but that it stopped
+        print("backprop-bench: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"backprop-bench: error: out of memory ({reason[:200]}); "
+              "use fewer samples, narrower layers or fewer epochs", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

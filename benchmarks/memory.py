@@ -7,6 +7,7 @@ resident set rose above where it started. On CUDA the frameworks' own allocator
 statistics give the peak directly.
 
 Run as `python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD`: prints bytes.
+WORKLOAD is a built-in workload's name or a `--workload` SPEC.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ def _cuda_peak(name: str, run) -> int:
     return peak() - before
 
 
-def measure(name: str, variant: str, device: str, workload_name: str) -> int:
+USAGE = "usage: python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD (a built-in name or a --workload SPEC)"
+
+
+def measure(name: str, variant: str, device: str, source: str) -> int:
     import backends
     from backprop_bench.model import init_params
-    from benchmarks.workloads import sweep_workload
+    from benchmarks.workloads import find
 
-    workload = sweep_workload(workload_name)
+    workload = find(source)
     trainer = backends.get(name, variant)(workload.spec, device)
     params, data = init_params(workload.spec), workload.data
     trainer.run(trainer.load(params, data))  # warm-up: compile, fill caches
@@ -69,16 +73,28 @@ def measure(name: str, variant: str, device: str, workload_name: str) -> int:
     return (_status_kib("VmHWM") - before) * 1024
 
 
-def peak_bytes(name: str, variant: str, device: str, workload_name: str) -> int | None:
+def peak_bytes(name: str, variant: str, device: str, source: str) -> int | None:
     """The peak in a fresh process, or None where it cannot be measured (not Linux)."""
     if not Path("/proc/self/clear_refs").exists():
         return None
-    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, variant, device, workload_name],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, variant, device, source],
                           capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed: {done.stderr.strip().splitlines()[-1:]}")
     return int(done.stdout.strip().splitlines()[-1])
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        print(measure(*argv))
+    except ValueError as err:  # an unknown backend, variant, device or workload
+        print(f"benchmarks.memory: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    print(measure(*sys.argv[1:5]))
+    sys.exit(main(sys.argv[1:]))

@@ -24,17 +24,13 @@ import sys
 import backends
 from backprop_bench.model import init_params
 from benchmarks.bench_training import seconds
-from benchmarks.workloads import PRESET_WORKLOADS, sweep_workload
+from benchmarks.workloads import find
 
 ROUNDS = 5
 GROWTH = 4            # the longer training has GROWTH times the epochs
 GROWTH_MIN = 2.0      # and must take at least this many times as long (fixed costs keep it under GROWTH)
 SLACK_S = 50e-6       # timer and event resolution, and the host's own work around the call
 CASES = [("torch", "eager"), ("torch", "cuda-graph"), ("jax", "jit-loop"), ("jax", "jit-step")]
-
-
-def workload(name: str):
-    return next((w for w in PRESET_WORKLOADS if w.name == name), None) or sweep_workload(name)
 
 
 def time_run(trainer, params, data, device: str) -> dict:
@@ -60,7 +56,7 @@ def time_run(trainer, params, data, device: str) -> dict:
 
 
 def check(name: str, variant: str, device: str, workload_name: str, epochs: int) -> dict:
-    chosen = workload(workload_name)
+    chosen = find(workload_name)
     short, long = (chosen.spec.with_(epochs=n) for n in (epochs, GROWTH * epochs))
     row = {"backend": name, "variant": variant, "device": device, "workload": workload_name, "epochs": epochs}
     for label, spec in (("short", short), ("long", long)):

@@ -35,7 +35,7 @@ def test_default_sweep_is_unchanged_and_gpu_adds_only_gpu_only_workloads():
     assert [w.name for w in workloads("default")] == [
         "seed-linear", "seed-affine", "mlp-256x64", "mlp-1024x256", "mlp-4096x1024"]
     assert SWEEPS["gpu"] == SWEEPS["default"] + GPU_SWEEP
-    assert GPU_SWEEP and all(w.gpu_only and w.sweep for w in GPU_SWEEP)
+    assert GPU_SWEEP and all(w.gpu_only and w.memory for w in GPU_SWEEP)
     assert not any(w.gpu_only for w in SWEEPS["default"] + SWEEPS["full"])
 
 
