@@ -44,10 +44,6 @@ class Backend(ABC):
     supports: ClassVar[tuple[str, ...]] = ("cpu",)  # devices it can use where they exist
 
     def __init__(self, spec: ModelSpec, device: str = "cpu"):
-        if device not in self.devices():
-            raise BackendUnavailable(
-                f"device {device!r} is not available to {self.name} here (available: {', '.join(self.devices())})"
-            )
         if reason := self.unavailable(device):
             raise BackendUnavailable(reason)
         self.spec = spec
@@ -61,7 +57,9 @@ class Backend(ABC):
     @classmethod
     def unavailable(cls, device: str) -> str | None:
         """None if this variant can train on `device` here, else the reason it cannot."""
-        return None if device in cls.devices() else f"{cls.name} has no {device} device on this machine"
+        if device in cls.devices():
+            return None
+        return f"device {device!r} is not available to {cls.name} here (available: {', '.join(cls.devices())})"
 
     @abstractmethod
     def load(self, params: Params, data: Dataset) -> Any: ...

@@ -1,8 +1,9 @@
 """PyTorch autograd, on the CPU or a CUDA GPU.
 
-Two variants: `eager` runs the forward op by op, lets autograd build the backward,
+Three variants: `eager` runs the forward op by op, lets autograd build the backward,
 and updates the weights in place under no_grad with one fused foreach op, as
-torch.optim.SGD(foreach=True) does; `compile` compiles one whole epoch.
+torch.optim.SGD(foreach=True) does; `compile` compiles one whole epoch; `cuda-graph`
+records eager's whole training once as a CUDA graph and replays it with one launch.
 """
 
 from __future__ import annotations
@@ -59,15 +60,19 @@ class TorchEager(Backend):
             torch.cuda.synchronize()  # every copy done before the clock starts
         return tensors, x, y, losses
 
-    def run(self, loaded):
-        params, x, y, losses = loaded
+    def train_epochs(self, params, x, y, losses, epochs: int) -> None:
+        """`epochs` epochs of gradient descent, queued on the device: no host sync anywhere."""
         spec = self.spec
-        for epoch in range(spec.epochs):
+        for epoch in range(epochs):
             loss = mse(params, x, y, spec.bias, spec.activation)
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
                 losses[epoch] = loss                               # stays on the device: no sync per epoch
                 torch._foreach_add_(params, grads, alpha=-spec.lr)  # p ← p - lr ∂L/∂p
+
+    def run(self, loaded):
+        params, x, y, losses = loaded
+        self.train_epochs(params, x, y, losses, self.spec.epochs)
         if self.device == "cuda":
             torch.cuda.synchronize()
         return params, losses
@@ -119,4 +124,72 @@ class TorchCompile(TorchEager):
         return params, losses
 
 
-VARIANTS = {"eager": TorchEager, "compile": TorchCompile}
+class TorchGraph(TorchEager):
+    """Eager's whole training, every epoch, recorded once as one CUDA graph; `run` launches it once.
+
+    Why a CUDA graph captured by hand (torch.cuda.graph) rather than
+    torch.compile(mode="reduce-overhead"): reduce-overhead graphs each compiled call,
+    here one epoch, so a training would still cost one graph launch and a pass through
+    its Python bookkeeping per epoch, and its kernels would be Inductor's rather than
+    eager's, so the variant would change two things at once. Recording the eager loop
+    itself removes exactly the per-epoch launches: the kernels are eager's own, and the
+    difference from `eager` is what launching them one by one from Python costs.
+
+    The rules of capture, as PyTorch's CUDA graphs notes give them: the graph reads and
+    writes fixed addresses, so parameters, data and the loss history are static tensors
+    that `load` copies fresh values into, and the graph updates the parameters and writes
+    each epoch's loss in place; the epochs are warmed up first on the stream that then
+    captures (cuBLAS handles and workspaces, autograd's device thread, the allocator's
+    blocks all exist before capture); nothing inside asks the host to wait. Memory freed
+    during capture is reused by the capture, so one epoch's worth of intermediates serves
+    all epochs; the graph itself grows with the number of epochs (tens of nodes each).
+    Capturing happens in the first `load` for a data shape, so it lands in compile_s.
+    """
+
+    variant = "cuda-graph"
+    supports = ("cuda",)
+    WARMUP_EPOCHS = 3
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        if device != "cuda":
+            return f"torch cuda-graph runs on cuda only (a CUDA graph records GPU kernels), not {device}: choose device cuda"
+        if not torch.cuda.is_available():
+            return "torch cuda-graph needs a CUDA GPU, and torch sees none here"
+        return None
+
+    def __init__(self, spec, device="cuda"):
+        super().__init__(spec, device)
+        self._captured = {}  # (x shape, y shape) -> (graph, params, x, y, losses): the graph and its static tensors
+
+    def capture(self, params, x, y, losses) -> torch.cuda.CUDAGraph:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.train_epochs(params, x, y, losses, min(self.WARMUP_EPOCHS, self.spec.epochs))
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            self.train_epochs(params, x, y, losses, self.spec.epochs)
+        return graph
+
+    def load(self, params: Params, data: Dataset):
+        key = (data.x.shape, data.y.shape)
+        if key not in self._captured:
+            static = super().load(params, data)
+            self._captured[key] = (self.capture(*static), *static)
+        graph, static_params, x, y, losses = self._captured[key]
+        with torch.no_grad():  # fresh values into the graph's fixed addresses; the warm-up changed them
+            for static, fresh in zip((*static_params, x, y), (*params.values(), data.x, data.y)):
+                static.copy_(torch.tensor(fresh))
+        torch.cuda.synchronize()
+        return self._captured[key]
+
+    def run(self, loaded):
+        graph, params, _, _, losses = loaded
+        graph.replay()
+        torch.cuda.synchronize()
+        return params, losses
+
+
+VARIANTS = {"eager": TorchEager, "compile": TorchCompile, "cuda-graph": TorchGraph}

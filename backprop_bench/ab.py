@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -30,7 +29,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from backprop_bench import ab_worker
+from backprop_bench import ab_worker, store
+from backprop_bench.report import VERDICTS, seconds_text
 
 CONFIDENCE = 0.95
 MIN_PAIRS = 10            # every benchmark gets at least this many, budget or not
@@ -38,7 +38,6 @@ MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
 SECONDS_PER_BENCHMARK = 12.0  # the default budget, per benchmark compared
-VERDICTS = ("regression", "improvement", "same", "inconclusive")
 
 
 class AbError(ValueError):
@@ -203,6 +202,7 @@ class Worker:
         hello = self._receive()
         self.benchmarks, self.versions = hello["benchmarks"], hello["versions"]
 
+
     def _failed(self) -> AbError:
         self.process.kill()
         self.process.wait()
@@ -346,13 +346,10 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"node": platform.node(), "cpu": {"brand_raw": cpu}, "backprop_bench": ab_worker.versions()}
+    """The machine, in the keys of a suite run's machine_info, with this interpreter's versions."""
+    machine = store.this_machine()
+    return {"node": machine["node"], "cpu": {"brand_raw": machine["cpu"]},
+            "backprop_bench": {**ab_worker.versions(), "machine": machine}}
 
 
 def record(sides: list[Side], workers: list[Worker], threshold: float, rows: list[dict]) -> dict:
@@ -366,37 +363,14 @@ def record(sides: list[Side], workers: list[Worker], threshold: float, rows: lis
 # --- the record on disk ---------------------------------------------------------------------------
 
 def save_record(ab_record: dict, results: Path) -> Path:
-    """Save under <results>/ab/NNNN_<baseline>-vs-<candidate>.json, numbered, never overwriting one.
-
-    The name is claimed exclusively: the record is written to a temporary file in the same
-    folder, then hard-linked to the next free number (os.link fails if the name exists,
-    even when another process claimed it a moment ago).
-    """
-    folder = results / "ab"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Save as <results>/ab/NNNN_<baseline>-vs-<candidate>.json, under the next free number, never replacing one."""
     label = f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}"
-    description = re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-")
-    numbers = [int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.json")]
-    number = max(numbers, default=0) + 1
-    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".saving-", suffix=".json", delete=False) as out:
-        json.dump(ab_record, out, indent=1)
-    try:
-        while True:
-            path = folder / f"{number:04d}_{description}.json"
-            try:
-                os.link(out.name, path)
-                return path
-            except FileExistsError:
-                number += 1
-    finally:
-        os.unlink(out.name)
+    return store.save_new(results / "ab", re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"), json.dumps(ab_record, indent=1))
 
 
 def table(ab_record: dict):
     """The comparison as a pandas table for people: medians, ratio, interval, pairs, verdict."""
     import pandas as pd
-
-    from backprop_bench.report import seconds_text
 
     rows = ab_record["benchmarks"]
     return pd.DataFrame({

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 import backends
-from backends.numpy_backend import forward
-from backprop_bench import ab, plots, regress, report
-from backprop_bench.model import (
-    ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, init_params, preset, synthetic_data,
-)
+from backprop_bench import ab, page, plots, regress, report, store, train
 
 
 class UsageError(ValueError):
@@ -25,129 +21,35 @@ class UsageError(ValueError):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
+        if message.endswith("expected one argument"):  # argparse takes a value such as -5% for an option
+            message += " (a value that starts with '-' must be joined to its option with '=')"
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def format_help(self):  # a help text given as a function is computed only when help is shown
+        for action in self._actions:
+            if callable(action.help):
+                action.help = action.help()
+        return super().format_help()
 
-def parse_layers(text: str) -> tuple[int, ...]:
+
+def installed_version() -> str:
     try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers takes widths like 1,16,1, got {text!r}") from None
+        return metadata.version("backprop-bench")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
 
 
-def add_train_parser(commands) -> None:
-    p = commands.add_parser("train", help="run one training and print the notebook's report (or JSON)")
-    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(backends.BACKENDS)} (default numpy)")
-    p.add_argument("--variant", help="a variant of the backend, e.g. jit-step for jax (default: its first)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    model = p.add_argument_group("model (a preset, or your own layers)")
-    model.add_argument("--model", help=f"a preset: {', '.join(PRESETS)} (default seed-linear)")
-    model.add_argument("--layers", type=parse_layers, help="widths from input to output, e.g. 1,16,16,1")
-    model.add_argument("--bias", action=argparse.BooleanOptionalAction, help="biases on or off (default on)")
-    model.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)} (default identity)")
-    model.add_argument("--init", help=f"initial weights: {', '.join(INITS)} (default notebook)")
-    model.add_argument("--epochs", type=int)
-    model.add_argument("--lr", type=float, help="learning rate (default 0.01)")
-    model.add_argument("--seed", type=int, help="seed of the initial weights and synthetic data (default 42)")
-    model.add_argument("--dtype", help=f"{' or '.join(DTYPES)} (default float64)")
-    data = p.add_argument_group("data (default: the preset's, else synthetic)")
-    data.add_argument("--samples", type=int, help="train on N seeded synthetic samples (default 64 with --layers)")
-    data.add_argument("--data", metavar="FILE", help="a .npz holding 2-D arrays x and y, one row per sample")
-    out = p.add_argument_group("output")
-    out.add_argument("--log-every", type=int, default=100, metavar="N", help="print the loss every N epochs (100)")
-    out.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    p.set_defaults(run=run_train)
-
-
-def build_spec(args) -> tuple[ModelSpec, Dataset | None]:
-    """The spec the flags ask for, and the preset's data when a preset is used unchanged in shape."""
-    if args.model and args.layers:
-        raise UsageError("give either --model or --layers, not both")
-    overrides = {
-        key: value
-        for key, value in (
-            ("bias", args.bias), ("activation", args.activation), ("init", args.init), ("epochs", args.epochs),
-            ("lr", args.lr), ("seed", args.seed), ("dtype", args.dtype),
-        )
-        if value is not None
-    }
-    if args.layers:
-        return ModelSpec(args.layers, **overrides), None
-    chosen = preset(args.model or "seed-linear")
-    return chosen.spec.with_(**overrides), chosen.data
-
-
-def load_npz(path: str) -> Dataset:
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds one array, not named arrays")
-        with archive:
-            arrays = {name: archive[name].astype(np.float64) for name in ("x", "y") if name in archive.files}
-    except (OSError, EOFError, ValueError, TypeError) as err:
-        raise ValueError(f"cannot read {path} as a .npz of numeric arrays: {err}") from None
-    missing = {"x", "y"} - set(arrays)
-    if missing:
-        raise ValueError(f"{path} lacks the array(s) {', '.join(sorted(missing))}; it needs x and y")
-    return Dataset(arrays["x"], arrays["y"])
-
-
-def choose_data(args, spec: ModelSpec, preset_data: Dataset | None) -> Dataset:
-    if args.data and args.samples:
-        raise UsageError("give either --data or --samples, not both")
-    if args.data:
-        return load_npz(args.data)
-    if args.samples is not None or preset_data is None:
-        return synthetic_data(spec, 64 if args.samples is None else args.samples)
-    return preset_data
-
-
-def run_train(args) -> int:
-    if args.log_every < 1:
-        raise UsageError(f"--log-every must be >= 1, got {args.log_every}")
-    spec, preset_data = build_spec(args)
-    data = choose_data(args, spec, preset_data)
-    data.check_fits(spec)
-    params_init = init_params(spec)
-    result = backends.train(spec, data, args.backend, args.variant, args.device, params_init)
-    variant = backends.get(args.backend, args.variant).variant
-    if args.json:
-        print(json.dumps({
-            "backend": args.backend, "variant": variant, "device": args.device, "dtype": spec.dtype,
-            "spec": {"layers": list(spec.layers), "bias": spec.bias, "activation": spec.activation,
-                     "lr": spec.lr, "epochs": spec.epochs, "seed": spec.seed, "init": spec.init},
-            "params_init": {k: v.tolist() for k, v in params_init.items()},
-            "params": {k: v.tolist() for k, v in result.params.items()},
-            "losses": result.losses.tolist(),
-        }))
-    else:
-        print_report(spec, data, result, args.log_every)
-    return 0
-
-
-def print_report(spec: ModelSpec, data: Dataset, result: backends.TrainResult, log_every: int) -> None:
-    """The notebook's printout: logged losses, final parameters, prediction and true y."""
-    for epoch in range(0, spec.epochs, log_every):
-        print(f"Epoch {epoch}, Loss: {result.losses[epoch]:.4f}")
-    print("\nFinal Params:" if spec.bias else "\nFinal Weights:")
-    weights, biases = [], []
-    for layer in range(1, spec.n_layers + 1):
-        W = result.params[f"W{layer}"]
-        weights.append(W)
-        line = f"W{layer}: {W}"
-        if spec.bias:
-            b = result.params[f"b{layer}"]
-            biases.append(b)
-            line += f" | b{layer}: {b[0] if b.size == 1 else b}"  # the notebook's biases are scalars
-        print(line)
-    prediction = forward(data.x.astype(spec.dtype), weights, biases, spec.activation)[-1]
-    print("\nPrediction:\n", prediction)
-    print("\ny True:\n", data.y)
+def out_of_memory(err: Exception) -> bool:
+    """Whether a framework's error is running out of memory: MemoryError, torch's, XLA's RESOURCE_EXHAUSTED."""
+    text = str(err)
+    return isinstance(err, MemoryError) or any(
+        sign in text for sign in ("out of memory", "RESOURCE_EXHAUSTED", "can't allocate memory"))
 
 
 def run_backends(args) -> int:
     """List every backend with its variants and devices, or why it is unavailable."""
     cases = backends.cases()
+    runnable = {(name, variant) for name, variant, _, why in cases if not why}
     for name, reason in backends.available().items():
         if reason:
             print(f"{name}: unavailable: {reason}")
@@ -156,29 +58,69 @@ def run_backends(args) -> int:
         devices = next(iter(found.values())).devices()
         print(f"{name}: variants {', '.join(found)}; devices {', '.join(devices)}")
         for case_name, variant, device, why in cases:
-            if case_name == name and why and device in devices:  # a variant that cannot use a device that is here
+            # A variant that cannot use a device that is here, or that can run nowhere here.
+            if case_name == name and why and (device in devices or (name, variant) not in runnable):
                 print(f"  {variant} on {device}: unavailable: {why}")
     return 0
 
 
+def shared_options() -> tuple[Parser, Parser]:
+    """The options every report command shares: where the saved runs are, and where to write."""
+    results = Parser(add_help=False)
+    results.add_argument("--results", metavar="DIR",
+                         help="the saved runs (default: results/ of the checkout holding the current directory, "
+                              "else ./results)")
+    output = Parser(add_help=False)
+    output.add_argument("--output", metavar="FILE", help="write there instead of the default")
+    output.add_argument("--force", action="store_true", help="replace --output FILE if it exists")
+    return results, output
+
+
 def add_report_parsers(commands) -> None:
-    p = commands.add_parser("compare", help="one saved run's backends side by side, per workload")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
-    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
-    p.add_argument("--output", metavar="FILE", help="write there instead of printing")
+    results, output = shared_options()
+    p = commands.add_parser("compare", parents=[results, output], help="one saved run's backends side by side, per workload")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
     p.add_argument("--plot", action="store_true", help="also draw the figures, as `plot` does")
     p.set_defaults(run=run_compare)
-    p = commands.add_parser("plot", help="draw one saved run's figures under results/plots/")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest)")
+    p = commands.add_parser("plot", parents=[results], help="draw one saved run's figures under <results>/plots/")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
     p.set_defaults(run=run_compare, plot=True, format=None, output=None)
-    p = commands.add_parser("check", help="flag benchmarks that slowed significantly against a baseline run")
-    p.add_argument("--baseline", required=True, metavar="RUN")
-    p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest)")
+    p = commands.add_parser("check", parents=[results],
+                            help="flag benchmarks that slowed significantly against a baseline run")
+    p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path (required)")
+    p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest complete run)")
     p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the Mann-Whitney U test")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance level of the Mann-Whitney U test, between 0 and 1 (default 0.01)")
     p.add_argument("--normalize", choices=regress.NORMALIZE,
                    help="compare times relative to the NumPy backend or the matmul calibration of the same run")
     p.set_defaults(run=run_check)
+
+
+def add_page_parser(commands) -> None:
+    results, output = shared_options()
+    p = commands.add_parser("report", parents=[results, output], help="write one self-contained HTML page of saved runs")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")
+    p.set_defaults(run=run_page)
+
+
+def run_page(args) -> int:
+    """Write the page of the chosen runs beside the history of every saved run; nothing is written when anything is wrong."""
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        store.check_output(output, results, args.force)
+    chosen, runs = report.load(args.runs or [None], results)
+    frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
+    text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results))
+    if output is None:
+        output = page.default_output(results, runs)  # derived from the runs: replaced on every call
+        store.check_writable(output.parent)
+    store.write_output(output, text)
+    print(f"wrote {output} ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
 
 
 def parse_threshold(text: str) -> float:
@@ -192,46 +134,65 @@ def parse_threshold(text: str) -> float:
 
 
 def run_compare(args) -> int:
-    frame = report.load(args.runs)
-    run = report.resolve_run(frame, args.runs[-1] if args.runs else None)
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        store.check_output(output, results, args.force)
+    if len(args.runs) > 1:
+        raise UsageError("compare shows one run; name one RUN (check compares two)")
+    frame, [run] = report.load([args.runs[0] if args.runs else None], results)
     table = report.comparison(frame, run)
     if table.empty:
         raise ValueError(f"run {run} holds no training benchmarks")
+    status = frame.loc[frame["run"] == run, "status"].iloc[0]
     if args.format is not None:
         text = report.render(table, args.format)
         if args.format != "csv":
-            text = f"run {run}\n\n{text}"
-        if args.output:
-            Path(args.output).write_text(text)
-            print(f"wrote {args.output}")
+            text = f"run {run}" + (f" ({status})" if status else "") + f"\n\n{text}"
+        if output is not None:
+            store.write_output(output, text)
+            print(f"wrote {output}")
         else:
             print(text, end="")
     if args.plot:
-        for path in plots.plot(table, run, report.RESULTS / "plots" / run):
+        folder = results / "plots" / Path(run).with_suffix("").name if Path(run).is_absolute() else results / "plots" / run
+        store.check_writable(folder)
+        for path in plots.plot(table, run, folder):
             print(f"wrote {path} (and .svg)")
     return 0
 
 
 def run_check(args) -> int:
     threshold = parse_threshold(args.threshold)
-    frame = report.load([r for r in (args.baseline, args.against) if r])
-    baseline = report.resolve_run(frame, args.baseline)
-    current = report.resolve_run(frame, args.against)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1 (exclusive), got {args.alpha}")
+    results = store.results_dir(args.results)
+    frame, [baseline, current] = report.load([args.baseline, args.against], results)
+    if baseline == current:
+        raise ValueError(f"--baseline and --against both name run {current}; name two different runs")
     table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
     unit = "relative to " + args.normalize if args.normalize else "seconds"
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
+    for run in (baseline, current):
+        if status := frame.loc[frame["run"] == run, "status"].iloc[0]:
+            print(f"note: run {run} is {status}")
     print("setup changes: " + (", ".join(regress.setup_changes(frame, baseline, current)) or "none"))
     print(drift_line(frame, baseline, current, threshold))
+    for side, names in regress.unshared(frame, baseline, current).items():
+        if names:
+            print(f"only in {side} ({len(names)}, not compared): {', '.join(names)}")
     print(table.to_string(index=False, formatters={
         "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
     regressed = table[table["verdict"] == "REGRESSION"]
     print(f"{len(regressed)} regression(s), {int((table['verdict'] == 'improvement').sum())} improvement(s) "
-          f"among {len(table)} benchmarks")
+          f"among {len(table)} benchmarks in both runs")
     return 1 if len(regressed) else 0
 
 
 def add_ab_parser(commands) -> None:
-    p = commands.add_parser("ab", help="which benchmarks got slower or faster from BASELINE, measured interleaved")
+    results, output = shared_options()
+    p = commands.add_parser("ab", parents=[results, output],
+                            help="which benchmarks got slower or faster from BASELINE, measured interleaved")
     p.add_argument("baseline", metavar="BASELINE", help="a git revision: branch, tag, commit, HEAD~1")
     p.add_argument("--candidate", metavar="REV", help="a git revision (default: the working tree as it is)")
     p.add_argument("--baseline-python", metavar="PATH", help="the baseline's interpreter (default: this one)")
@@ -242,10 +203,7 @@ def add_ab_parser(commands) -> None:
     p.add_argument("--budget", type=parse_duration, metavar="TIME",
                    help=f"whole-run time, e.g. 300, 90s or 10m (default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    p.add_argument("--output", metavar="FILE", help="write there instead of printing")
-    p.add_argument("--results", type=Path, default=report.RESULTS, metavar="DIR",
-                   help="save the record under DIR/ab/ (default: results/)")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="(default table)")
     p.set_defaults(run=run_ab)
 
 
@@ -262,6 +220,11 @@ def parse_duration(text: str) -> float:
 
 def run_ab(args) -> int:
     threshold = parse_threshold(args.threshold)
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:  # before minutes of timing, not after
+        store.check_output(output, results, args.force)
+    store.check_writable(results / "ab")
     try:
         found = ab.run(args.baseline, args.candidate, threshold=threshold, only=args.only, budget=args.budget,
                        device=args.device, baseline_python=args.baseline_python,
@@ -270,7 +233,7 @@ def run_ab(args) -> int:
         print("backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved",
               file=sys.stderr)
         return 130
-    saved = ab.save_record(found, args.results)
+    saved = ab.save_record(found, results)
     if args.format == "json":
         text = json.dumps(found, indent=1) + "\n"
     else:
@@ -278,9 +241,9 @@ def run_ab(args) -> int:
         body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
         text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
                 f"ratio candidate/baseline, threshold {threshold:.0%}\n{body}\n{ab.summary(found)}\n")
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+    if output is not None:
+        store.write_output(output, text)
+        print(f"wrote {output}")
     else:
         print(text, end="")
     print(f"saved {saved}", file=sys.stderr)
@@ -293,7 +256,7 @@ def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
     if drift is None:
         return "machine drift: unknown (a run has no matmul calibration)"
     line = f"machine drift: the matmul calibration took {drift:.2f}x the baseline's time"
-    if abs(np.log(drift)) <= np.log1p(threshold):
+    if abs(math.log(drift)) <= math.log1p(threshold):
         return line
     commit = frame.loc[frame["run"] == baseline, "commit"].iloc[0]
     return (f"{line}, more than the threshold: the machine moved, so these medians measure it as much as the code; "
@@ -302,10 +265,12 @@ def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="backprop-bench", description="Train one tiny network with several frameworks, and compare.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    add_train_parser(commands)
+    train.add_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
     add_report_parsers(commands)
+    add_page_parser(commands)
     add_ab_parser(commands)
     try:
         args = parser.parse_args(argv)
@@ -322,6 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # UsageError, bad specs and data, unavailable backends
         print(f"backprop-bench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: nothing to clean up, nothing to show but that it stopped
+        print("backprop-bench: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"backprop-bench: error: out of memory ({reason[:200]}); "
+              "use fewer samples, narrower layers or fewer epochs", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ once, in NumPy, from here; no backend draws its own randomness.
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -145,6 +147,55 @@ PRESETS = {
 }
 
 
+def default_init(activation: str) -> str:
+    """The init for a network of your own: He for relu (it halves the variance), Xavier otherwise.
+
+    The notebook's init (weights x 0.01) stays the presets'; on a 3-32-32-1 relu network it
+    barely learns (loss 1.03 to 1.01 in 300 epochs, against 2.68 to 0.018 with He).
+    """
+    return "he" if activation == "relu" else "xavier"
+
+
+SPEC_KEYS = ("activation", "bias", "init", "lr", "epochs", "samples", "dtype", "name")
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def parse_spec(text: str) -> tuple[ModelSpec, int, str]:
+    """A network written as widths then optional settings, e.g. '3,128,1:activation=relu:samples=1024'.
+
+    Returns the spec, the number of synthetic samples (default 64) and a name (default
+    the widths, '3-128-1'). Raises ValueError naming the part of `text` that is wrong.
+    """
+    widths, *settings = text.split(":")
+    try:
+        layers = tuple(int(width) for width in widths.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r}: the widths must read like 3,128,1, got {widths!r}") from None
+    fields: dict = {}
+    for setting in settings:
+        key, equals, value = setting.partition("=")
+        if key not in SPEC_KEYS or not equals:
+            raise ValueError(f"{text!r}: {setting!r} is not key=value with key one of {', '.join(SPEC_KEYS)}")
+        fields[key] = value
+    try:
+        samples = int(fields.pop("samples", 64))
+        name = fields.pop("name", "-".join(map(str, layers)))
+        for key, convert in (("lr", float), ("epochs", int), ("bias", lambda v: BOOLEANS[v.lower()])):
+            if key in fields:
+                fields[key] = convert(fields[key])
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r}: samples and epochs take whole numbers, lr a number, "
+                         f"bias true or false") from None
+    if samples < 1:
+        raise ValueError(f"{text!r}: samples must be >= 1, got {samples}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ValueError(f"{text!r}: a name takes letters, digits, '.', '_' and '-' only, got {name!r}")
+    fields.setdefault("init", default_init(fields.get("activation", "identity")))
+    spec = ModelSpec(layers, **fields)
+    check_memory(spec, samples)
+    return spec, samples, name
+
+
 def preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -220,6 +271,40 @@ def synthetic_data(spec: ModelSpec, samples: int, seed: int | None = None) -> Da
 def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """The loss every backend minimizes: the mean of the squared error over all elements."""
     return float(np.mean(np.square(y_true - y_pred)))
+
+
+def working_set_bytes(spec: ModelSpec, samples: int) -> int:
+    """Parameters, their gradients, and every layer's activations for one epoch."""
+    params = sum(fan_in * fan_out + (fan_out if spec.bias else 0) for fan_in, fan_out in zip(spec.layers, spec.layers[1:]))
+    activations = samples * sum(spec.layers[1:])
+    return (2 * params + activations) * np.dtype(spec.dtype).itemsize
+
+
+def training_bytes(spec: ModelSpec, samples: int) -> int:
+    """The least memory one training needs: its working set, the data and the loss history.
+
+    The data and the losses count twice, as drawn or fetched (float64) and in the spec's
+    dtype. The frameworks need more than this (autograd keeps extra buffers): it is a
+    floor, to refuse early what cannot fit, not a prediction.
+    """
+    itemsize = np.dtype(spec.dtype).itemsize
+    per_row = (spec.layers[0] + spec.layers[-1]) * (8 + itemsize)
+    return working_set_bytes(spec, samples) + samples * per_row + spec.epochs * (8 + itemsize)
+
+
+def machine_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(spec: ModelSpec, samples: int) -> None:
+    """Raise ValueError, before anything is allocated, if the training cannot fit in this machine's memory."""
+    needed, have = training_bytes(spec, samples), machine_memory_bytes()
+    if needed > have:
+        raise ValueError(
+            f"layers {'-'.join(map(str, spec.layers))} on {samples} samples for {spec.epochs} epochs "
+            f"need at least {needed / 1e9:.3g} GB, more than this machine's {have / 1e9:.3g} GB; "
+            f"use fewer samples, narrower layers or fewer epochs"
+        )
 
 
 def epoch_flops(spec: ModelSpec, samples: int) -> int:

@@ -28,7 +28,8 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
         calibration = calibration_rows(rows)
         if calibration.empty:
             raise ValueError(f"run {run} has no matmul calibration to normalize by")
-        reference = pd.Series(calibration["median"].min(), index=rows.index)
+        # Seconds per GFLOP at the machine's best rate: right whichever sizes a run calibrated at.
+        reference = pd.Series(1 / calibration["gflops"].max(), index=rows.index)
     else:
         numpy_median = rows[rows.get("backend") == "numpy"].set_index("workload")["median"]
         reference = rows["workload"].map(numpy_median)
@@ -50,6 +51,12 @@ def machine_drift(frame: pd.DataFrame, baseline: str, current: str) -> float | N
     medians (above 1: the machine was slower for the current run), None unless both runs have one."""
     medians = [calibration_rows(frame[frame["run"] == run])["median"].min() for run in (baseline, current)]
     return None if any(pd.isna(medians)) else medians[1] / medians[0]
+
+
+def unshared(frame: pd.DataFrame, baseline: str, current: str) -> dict[str, list[str]]:
+    """Benchmarks that only one of the two runs holds, by side: what a comparison of the two leaves out."""
+    names = {run: set(frame.loc[frame["run"] == run, "benchmark"]) for run in (baseline, current)}
+    return {"baseline": sorted(names[baseline] - names[current]), "current": sorted(names[current] - names[baseline])}
 
 
 def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,

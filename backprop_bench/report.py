@@ -7,83 +7,162 @@ are not such runs are skipped with a warning naming them, never changed.
 from __future__ import annotations
 
 import json
-import platform
+import math
+from datetime import datetime
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
-STATS = ["median", "mean", "min", "max", "stddev", "iqr", "rounds"]
+from backprop_bench import store
+
+STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
+VERDICTS = ("regression", "improvement", "same", "inconclusive")
+# extra_info keys the readers compute with, and the types they must have.
+NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "compile_s", "peak_memory_bytes",
+           "working_set_bytes", "samples", "flops", "lr", "final_loss")
+TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init")
 
 
 class SkippedRun(UserWarning):
     """A file under results/ that is not a readable benchmark run."""
 
 
-def _machine(info: dict) -> str:
-    cpu = info.get("cpu", {}) or {}
-    return f"{info.get('node', '?')} ({cpu.get('brand_raw') or info.get('processor') or info.get('machine', '?')})"
-
-
 def _setup(info: dict) -> dict:
     """What can change speed on the same machine: framework versions, BLAS, thread and XLA settings."""
-    suite = info.get("backprop_bench", {}) or {}
+    suite = info.get("backprop_bench", {})
     setup = {k: suite[k] for k in ("python", "numpy", "numpy_blas", "torch", "jax") if k in suite}
-    setup.update({f"${k}": v for k, v in (suite.get("env", {}) or {}).items()})
+    setup.update({f"${k}": v for k, v in suite.get("env", {}).items()})
     return setup
 
 
-def _read(path: Path) -> dict | None:
+def _hardware(info: dict) -> dict:
+    """What the run ran on: CPU, cores, GPU, and the threads and devices the frameworks used."""
+    suite = info.get("backprop_bench", {}) or {}
+    hardware = {"cpu": (info.get("cpu", {}) or {}).get("brand_raw"), "cores": suite.get("cpu_count"),
+                "gpu": suite.get("gpu_driver") or suite.get("gpu"), "torch threads": suite.get("torch_threads"),
+                "jax devices": ", ".join(suite.get("jax_devices", []) or []) or None}
+    return {key: value for key, value in hardware.items() if value}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _expect(mapping: dict, key: str, kind, where: str, required: bool = False) -> None:
+    if key not in mapping or (mapping[key] is None and not required):
+        if required:
+            raise ValueError(f"{where} lacks {key!r}")
+        return
+    if not isinstance(mapping[key], kind):
+        raise ValueError(f"{where}.{key} is a {type(mapping[key]).__name__}, not a {kind.__name__}")
+
+
+def validate(run) -> None:
+    """Raise ValueError naming the first thing that makes `run` unreadable as a pytest-benchmark run."""
+    if not isinstance(run, dict) or "benchmarks" not in run or "machine_info" not in run:
+        raise ValueError("not a pytest-benchmark run")
+    _expect(run, "machine_info", dict, "run", required=True)
+    _expect(run, "commit_info", dict, "run")
+    _expect(run, "benchmarks", list, "run", required=True)
+    _expect(run, "backprop_bench_run", dict, "run")
+    info = run["machine_info"]
+    for key in ("cpu", "backprop_bench"):
+        _expect(info, key, dict, "machine_info")
+    for key in ("env", "machine"):
+        _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
+    try:
+        datetime.fromisoformat(run["datetime"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"its datetime {run.get('datetime')!r} is not a date and time") from None
+    for index, bench in enumerate(run["benchmarks"]):
+        where = f"benchmarks[{index}]"
+        if not isinstance(bench, dict):
+            raise ValueError(f"{where} is not an object")
+        _expect(bench, "name", str, where, required=True)
+        _expect(bench, "group", str, where)
+        _expect(bench, "stats", dict, where, required=True)
+        _expect(bench, "extra_info", dict, where)
+        stats, extra = bench["stats"], bench.get("extra_info") or {}
+        if not (_is_number(stats.get("median")) and stats["median"] > 0):
+            raise ValueError(f"{bench['name']}: median {stats.get('median')!r} is not a positive number")
+        data = stats.get("data")
+        if data is not None and not (isinstance(data, list) and data and all(_is_number(t) and t >= 0 for t in data)):
+            raise ValueError(f"{bench['name']}: its round timings are not a list of numbers")
+        for key in [k for k in STATS if k in stats and stats[k] is not None] + [k for k in NUMBERS if k in extra]:
+            value = stats.get(key, extra.get(key))
+            if value is not None and not _is_number(value):
+                raise ValueError(f"{bench['name']}: {key} {value!r} is not a number")
+        for key in TEXTS:
+            _expect(extra, key, str, f"{bench['name']}.extra_info")
+
+
+def _parse(path: Path) -> dict:
+    """The run in `path`; ValueError saying why when it is not a readable run."""
     try:
         run = json.loads(path.read_text())
-        if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list) or "machine_info" not in run:
-            raise ValueError("not a pytest-benchmark run")
-        for bench in run["benchmarks"]:
-            if not {"name", "stats"} <= set(bench):
-                raise ValueError("a benchmark lacks its name or stats")
-        return run
     except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(getattr(err, "strerror", None) or err) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    validate(run)
+    return run
+
+
+def _read(path: Path) -> dict | None:
+    """The run in `path`, or None after a one-line warning when it is not a readable run."""
+    try:
+        return _parse(path)
+    except ValueError as err:
         warnings.warn(f"skipping {path}: {err}", SkippedRun, stacklevel=3)
         return None
 
 
-def _run_id(path: Path) -> str:
+def _run_id(path: Path, results: Path) -> str:
     """machine-folder/NNNN_commit_date for a run under results/ (unique there), else its path."""
     try:
-        return str(path.resolve().relative_to(RESULTS.resolve()).with_suffix(""))
+        return str(path.resolve().relative_to(results.resolve()).with_suffix(""))
     except ValueError:
         return str(path)
 
 
-def run_files() -> list[Path]:
-    """Every JSON file under results/ (figures and other files are not runs)."""
-    return sorted(p for p in RESULTS.rglob("*.json") if p.is_file())
+def run_status(run: dict) -> str:
+    """'' for a complete run of the whole suite, else what it lacks, e.g. 'incomplete: interrupted, 3 of 6 ran'."""
+    status = run.get("backprop_bench_run") or {}
+    if status.get("complete") is False:
+        counted = f", {status['ran']} of {status['collected']} ran" if "ran" in status and "collected" in status else ""
+        return f"incomplete: {status.get('why', 'ended early')}{counted}"
+    return f"partial: {status['partial']}" if status.get("partial") else ""
 
 
-def load_runs(paths: list[Path] | None = None) -> pd.DataFrame:
+def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> pd.DataFrame:
     """Every benchmark of every run as one tidy row: run, machine, commit, datetime, names, stats, extra info.
 
-    `data` holds the raw round timings in seconds where the run saved them.
+    `paths` default to every run file under `results` (default: store.results_dir()).
+    `data` holds the raw round timings in seconds where the run saved them; `status` is
+    run_status's text.
     """
-    rows = []
-    for path in paths if paths is not None else run_files():
-        run = _read(Path(path))
-        if run is None:
+    results = store.results_dir() if results is None else results
+    rows, seen = [], set()
+    for path in map(Path, store.run_files(results) if paths is None else paths):
+        if path.resolve() in seen or (run := _read(path)) is None:
             continue
-        commit = run.get("commit_info", {}) or {}
+        seen.add(path.resolve())
+        machine = store.machine_of(run["machine_info"])
+        common = {
+            "run": _run_id(path, results), "path": str(path), "machine": store.machine_label(machine),
+            "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
+            "hardware": _hardware(run["machine_info"]),
+            "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
+            "status": run_status(run),
+        }
         for bench in run["benchmarks"]:
             stats = bench["stats"]
-            row = {
-                "run": _run_id(Path(path)), "path": str(path), "machine": _machine(run["machine_info"]),
-                "setup": _setup(run["machine_info"]),
-                "commit": commit.get("id", ""), "datetime": run.get("datetime", ""),
-                "benchmark": bench["name"], "group": bench.get("group") or "",
-                **{k: stats.get(k) for k in STATS}, "data": stats.get("data"),
-            }
-            row.update(bench.get("extra_info", {}) or {})
-            rows.append(row)
+            rows.append({**common, "benchmark": bench["name"], "group": bench.get("group") or "",
+                         **{k: stats.get(k) for k in STATS}, "data": stats.get("data"),
+                         **(bench.get("extra_info") or {})})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
@@ -91,35 +170,141 @@ def load_runs(paths: list[Path] | None = None) -> pd.DataFrame:
 
 
 def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
-    """The run named by a number (1, 0001), an id (file name without .json) or a path; default the latest
-    on this machine (else the latest of all)."""
+    """The run id in `frame` named by a number (1, 0001), an id, a file name or a path; default the latest
+    complete run on this machine (else of any machine)."""
     if frame.empty:
-        raise ValueError(f"no saved runs in {RESULTS}; make one with: pytest --benchmark-only")
+        raise ValueError("no saved runs to choose from")
     runs = frame.drop_duplicates("run")
     if run is None:
-        here = runs[runs["machine"].str.startswith(platform.node() + " ")]
-        return (here if len(here) else runs).sort_values("datetime")["run"].iloc[-1]
-    stems = runs["path"].map(lambda p: Path(p).stem)
-    exact = (runs["run"] == run) | (runs["path"].map(lambda p: Path(p).resolve()) == Path(run).resolve())
-    candidates = runs[exact] if exact.any() else runs[stems == Path(run).stem]
-    if candidates.empty and run.isdigit():
-        candidates = runs[stems.str.split("_").str[0] == f"{int(run):04d}"]
-    if candidates.empty:
-        raise ValueError(f"no saved run {run!r} in {RESULTS} (runs: {', '.join(stems.str[:4])})")
-    if len(candidates) > 1:
-        raise ValueError(f"run {run!r} is ambiguous: {', '.join(candidates['path'])}; give its path")
-    return candidates["run"].iloc[0]
+        complete = runs[runs["status"] == ""]
+        if complete.empty:
+            raise ValueError("every saved run is incomplete or partial; name one (compare RUN)")
+        here = complete[complete["machine_id"] == store.machine_id(store.this_machine())]
+        return (here if len(here) else complete).sort_values("datetime")["run"].iloc[-1]
+    matches = _matching(runs["path"].map(Path).tolist(), run)
+    if not matches:
+        raise ValueError(f"no saved run {run!r} among {_describe(runs['path'].map(Path).tolist())}")
+    return runs.set_index("path").loc[str(matches[0]), "run"]
 
 
-def load(runs: list[str]) -> pd.DataFrame:
-    """All runs under results/ plus any run given as a path."""
-    extra = [Path(r) for r in runs if r.endswith(".json")]
-    for path in extra:
-        if not path.is_file():
+def _matching(paths: list[Path], name: str) -> list[Path]:
+    """The run files that `name` (a number, id, file name or path) names; this machine's first when several."""
+    stem = Path(name).stem
+    for matches in (
+        [p for p in paths if p.resolve() == Path(name).resolve()] if name.endswith(".json") else [],
+        [p for p in paths if p.with_suffix("").as_posix().endswith(name.removesuffix(".json"))],
+        [p for p in paths if p.stem == stem],
+        [p for p in paths if name.isdigit() and run_number(p) == int(name)],
+    ):
+        if len(matches) > 1:
+            here = [p for p in matches if p.parent.name == store.machine_id(store.this_machine())]
+            if len(here) != 1:
+                raise ValueError(f"run {name!r} is ambiguous: {', '.join(map(str, matches))}; give its path")
+            return here
+        if matches:
+            return matches
+    return []
+
+
+def run_number(path: Path) -> int | None:
+    """NNNN of a run file named NNNN_..., else None."""
+    match = store.RUN_NAME.match(path.name)
+    return int(match[1]) if match else None
+
+
+def _describe(paths: list[Path]) -> str:
+    """A short account of the saved runs for an error message, however many there are."""
+    numbers = sorted(n for n in map(run_number, paths) if n is not None)
+    if not numbers:
+        return "no numbered runs"
+    shown = ", ".join(f"{n:04d}" for n in numbers) if len(numbers) <= 8 else f"{numbers[0]:04d} to {numbers[-1]:04d}"
+    return f"{len(paths)} saved run(s), numbered {shown}"
+
+
+def load(names: list[str | None], results: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read only the runs `names` asks for (None: the latest complete run on this machine): their rows, and their ids.
+
+    A name is a run number, an id, a file name or the path of a run file anywhere.
+    """
+    files = store.run_files(results)
+    chosen = []
+    for name in names:
+        if name is None:
+            chosen.append(_latest(files, results))
+            continue
+        path = Path(name)
+        if name.endswith(".json") and "/" in name and not path.is_file():
             raise ValueError(f"no such run file: {path}")
-    saved = run_files()
-    known = {p.resolve() for p in saved}
-    return load_runs(saved + [p for p in extra if p.resolve() not in known])
+        if not (name.endswith(".json") and path.is_file()):
+            matches = _matching(files, name)
+            if not matches:
+                found = f"{_describe(files)} in {results}" if files else (
+                    f"no saved runs in {results}; make one with: pytest --benchmark-only")
+                raise ValueError(f"no saved run {name!r}: {found}")
+            path = matches[0]
+        try:
+            _parse(path)
+        except ValueError as err:
+            raise ValueError(f"{path} is not a benchmark run this suite can read: {err}") from None
+        chosen.append(path)
+    frame = load_runs(list(dict.fromkeys(chosen)), results)
+    return frame, [frame.loc[frame["path"] == str(path), "run"].iloc[0] for path in chosen]
+
+
+def _latest(files: list[Path], results: Path) -> Path:
+    """The newest complete run of the whole suite on this machine: its own folder read newest first."""
+    if not files:
+        raise ValueError(f"no saved runs in {results}; make one with: pytest --benchmark-only")
+    here = sorted((p for p in files if p.parent.name == store.machine_id(store.this_machine())),
+                  key=lambda p: run_number(p) or 0, reverse=True)
+    skipped = []
+    for path in here:
+        run = _read(path)
+        if run is None:
+            continue
+        if not (status := run_status(run)):
+            for other, why in skipped:
+                print(f"backprop-bench: note: passing over {other.stem} ({why}); name it to use it", file=sys.stderr)
+            return path
+        skipped.append((path, status))
+    # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.
+    frame = load_runs(files, results)
+    if frame.empty:
+        raise ValueError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
+    run = resolve_run(frame, None)
+    return Path(frame.loc[frame["run"] == run, "path"].iloc[0])
+
+
+def load_comparisons(results: Path) -> pd.DataFrame:
+    """Every `ab` comparison saved under <results>/ab/: one row per benchmark per comparison."""
+    rows = []
+    for path in sorted((results / "ab").glob("*.json")):
+        try:
+            rows += _comparison_rows(path, json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
+            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
+    return frame
+
+
+def _comparison_rows(path: Path, record) -> list[dict]:
+    if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
+        raise ValueError("not a backprop-bench ab record")
+    sides = {side: record[side] for side in ("baseline", "candidate")}
+    head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
+            "machine": store.machine_label(store.machine_of(record["machine_info"])), "threshold": float(record["threshold"]),
+            **{side: f"{info['label']} ({str(info['commit'])[:12]})" for side, info in sides.items()}}
+    rows = []
+    for bench in record["benchmarks"]:
+        if bench["verdict"] not in VERDICTS:
+            raise ValueError(f"unknown verdict {bench['verdict']!r}")
+        rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
+                     **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
+                                                            "ci_low", "ci_high")}})
+    return rows
 
 
 def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -129,12 +314,18 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
+COMPARISON = ["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
+              "peak_memory_bytes", "working_set_bytes", "epoch_flops"]
+
+
 def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
     """One run's training benchmarks side by side: per workload, every backend and variant."""
     rows = frame[frame["run"] == run]
     matmul = calibration_rows(rows)
     machine_gflops = matmul["gflops"].max() if "gflops" in matmul and len(matmul) else np.nan
     bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
+    if bench.empty:  # calibrations only: nothing to compare
+        return pd.DataFrame(columns=COMPARISON)
     bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
     numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
     bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
@@ -143,12 +334,12 @@ def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
             bench[column] = np.nan
     bench["of_machine"] = bench["gflops"] / machine_gflops
     # The same against the backend's own framework's matmul: what its BLAS or compiler allows.
-    own = matmul.set_index(["backend", "device"])["gflops"] if len(matmul) else pd.Series(dtype=float)
+    # Its best size counts: a GPU run calibrates at the CPU sweep's sizes and at the GPU's own.
+    own = matmul.groupby(["backend", "device"])["gflops"].max() if len(matmul) else pd.Series(dtype=float)
     bench["of_own_matmul"] = [gflops / own.get((backend, device), np.nan)
                               for gflops, backend, device in zip(bench["gflops"], bench["backend"], bench["device"])]
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    table = bench[["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
-                   "peak_memory_bytes", "working_set_bytes", "epoch_flops"]]
+    table = bench[COMPARISON]
     return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
 
 

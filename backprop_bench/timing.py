@@ -47,9 +47,13 @@ class Training:
         trained = self.run(loaded)
         return time.perf_counter() - start, trained
 
+    def fetch(self, trained: Any) -> backends.TrainResult:
+        """What a training produced, as NumPy, unchecked: a diverged one's losses up to the failure too."""
+        return self.trainer.fetch(trained)
+
     def result(self, trained: Any) -> backends.TrainResult:
         """What a training produced, as NumPy, checked to be finite."""
-        result = self.trainer.fetch(trained)
+        result = self.fetch(trained)
         backends.check_finite(result)
         return result
 

@@ -1,7 +1,9 @@
-"""What this machine can do: the float32 matrix-product rate at the compute-bound workload's sizes.
+"""What this machine can do: the float32 matrix-product rate at the compute-bound workloads' sizes.
 
 Every result can then be read as a fraction of it. Each framework's own matmul is
-timed, on every device it has; the best of them is the machine's rate.
+timed, on every device it has; the best of them is the machine's rate. With
+`--sweep gpu` the GPUs are also timed at the GPU-only compute-bound workload's sizes,
+where they reach their own rate (at the CPU sweep's sizes launches still count).
 """
 
 from __future__ import annotations
@@ -10,33 +12,41 @@ import numpy as np
 import pytest
 
 import backends
-from benchmarks.workloads import COMPUTE_BOUND
-
-# The largest product of one epoch of the compute-bound workload: (samples x 1024) @ (1024 x 1024).
-N, K, M = COMPUTE_BOUND.n_samples, max(COMPUTE_BOUND.spec.layers), max(COMPUTE_BOUND.spec.layers)
-FLOPS = 2 * N * K * M
+from benchmarks.workloads import COMPUTE_BOUND, GPU_COMPUTE_BOUND, Workload
 
 
-def matmul_numpy(device):
-    a, b = np.ones((N, K), np.float32), np.ones((K, M), np.float32)
+def product_shape(workload: Workload) -> tuple[int, int, int]:
+    """(N, K, M) of the largest product of one epoch: (samples x widest) @ (widest x widest)."""
+    widest = max(workload.spec.layers)
+    return workload.n_samples, widest, widest
+
+
+def operands(N: int, K: int, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded normal float32 operands: a GPU multiplies constant data faster than real data
+    (fewer bits switch, so it draws less power and keeps a higher clock)."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((N, K), np.float32), rng.standard_normal((K, M), np.float32)
+
+
+def matmul_numpy(device, N, K, M):
+    a, b = operands(N, K, M)
     return lambda: a @ b
 
 
-def matmul_torch(device):
+def matmul_torch(device, N, K, M):
     import torch
 
-    a = torch.ones((N, K), dtype=torch.float32, device=device)
-    b = torch.ones((K, M), dtype=torch.float32, device=device)
+    a, b = (torch.from_numpy(operand).to(device) for operand in operands(N, K, M))
     if device == "cuda":
         return lambda: (a @ b, torch.cuda.synchronize())
     return lambda: a @ b
 
 
-def matmul_jax(device):
+def matmul_jax(device, N, K, M):
     import jax
 
     target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-    a, b = (jax.device_put(np.ones(shape, np.float32), target) for shape in ((N, K), (K, M)))
+    a, b = jax.device_put(operands(N, K, M), target)
     with jax.default_matmul_precision("highest"):  # no TF32: the same arithmetic as the training
         product = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
     return lambda: product(a, b).block_until_ready()
@@ -45,26 +55,40 @@ def matmul_jax(device):
 MATMULS = {"numpy": matmul_numpy, "torch": matmul_torch, "jax": matmul_jax}
 
 
-def calibration_cases():
+def calibration_cases(config) -> list:
+    """(backend, device, workload) for each framework's devices at COMPUTE_BOUND's sizes, and its
+    cuda device at GPU_COMPUTE_BOUND's too with --sweep gpu; each skipped with its reason if it cannot run."""
+    sizes = [COMPUTE_BOUND] + ([GPU_COMPUTE_BOUND] if config.getoption("sweep") == "gpu" else [])
     seen, params = set(), []
     for name, _, device, reason in backends.cases():
-        if (name, device) not in seen:
-            seen.add((name, device))
-            params.append(pytest.param((name, device), id=f"{name}-{device}",
+        for workload in sizes:
+            if (name, device, workload.name) in seen or (workload.gpu_only and device != "cuda"):
+                continue
+            seen.add((name, device, workload.name))
+            size = "" if workload is COMPUTE_BOUND else "x".join(map(str, product_shape(workload)))
+            params.append(pytest.param((name, device, workload), id="-".join(filter(None, (name, device, size))),
                                        marks=[pytest.mark.skip(reason=reason)] if reason else []))
     return params
 
 
-@pytest.mark.parametrize("case", calibration_cases())
-def test_matmul_rate(benchmark, case):
-    name, device = case
-    benchmark.name = f"matmul[{name}-{device}-float32]"
+def pytest_generate_tests(metafunc):
+    if "calibration" in metafunc.fixturenames:
+        metafunc.parametrize("calibration", calibration_cases(metafunc.config))
+
+
+def test_matmul_rate(benchmark, calibration):
+    name, device, workload = calibration
+    N, K, M = product_shape(workload)
+    flops = 2 * N * K * M
+    # COMPUTE_BOUND keeps the plain name, so runs saved before the GPU sizes existed still compare.
+    size = "" if workload is COMPUTE_BOUND else f"-{N}x{K}x{M}"
+    benchmark.name = f"matmul{size}[{name}-{device}-float32]"
     benchmark.group = f"calibration: float32 matmul ({N} x {K}) @ ({K} x {M})"
-    product = MATMULS[name](device)
+    product = MATMULS[name](device, N, K, M)
     product()  # warm-up: thread pools, compilation
     benchmark.pedantic(product, rounds=1 if benchmark.disabled else 20)
     if not benchmark.disabled:
         benchmark.extra_info.update(
-            backend=name, device=device, dtype="float32", calibration=True, flops=FLOPS,
-            gflops=FLOPS / benchmark.stats.stats.median / 1e9,
+            backend=name, device=device, dtype="float32", calibration=True, flops=flops,
+            gflops=flops / benchmark.stats.stats.median / 1e9,
         )

@@ -55,7 +55,9 @@ REFERENCES = {"notebook": notebook, "c-loop": c_loop}
 
 @pytest.mark.parametrize("preset_workload", PRESET_WORKLOADS, ids=lambda w: w.name)
 @pytest.mark.parametrize("reference", list(REFERENCES))
-def test_reference(benchmark, preset_workload, reference, numpy_reference):
+def test_reference(benchmark, preset_workload, reference, numpy_reference, request):
+    if request.config.getoption("workloads_only"):
+        pytest.skip("--workloads-only: the references run on the built-in presets")
     workload = preset_workload
     spec, data = workload.spec, workload.data
     benchmark.name = f"{workload.name}[reference-{reference}-cpu-{spec.dtype}]"

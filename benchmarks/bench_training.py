@@ -26,9 +26,11 @@ def pytest_generate_tests(metafunc):
 
 def test_train(benchmark, workload, case, numpy_reference):
     name, variant, device = case
+    if workload.gpu_only and device != "cuda":
+        pytest.skip(f"{workload.name} is a GPU-only workload, too large for {device}")
     spec = workload.spec
-    if benchmark.disabled:  # smoke test: every benchmark once, with few epochs on the big workloads
-        spec = spec.with_(epochs=min(spec.epochs, 2)) if workload.sweep else spec
+    if benchmark.disabled and workload.samples is not None:  # smoke test: few epochs on the sized workloads
+        spec = spec.with_(epochs=min(spec.epochs, 2))
     benchmark.name = f"{workload.name}[{name}-{variant}-{device}-{spec.dtype}]"
     benchmark.group = workload.group(spec)
 
@@ -57,6 +59,6 @@ def test_train(benchmark, workload, case, numpy_reference):
         first_call_s=first_call_s, compile_s=max(first_call_s - median, 0.0),
         final_loss=float(result.losses[-1]),
     )
-    if workload.sweep:
+    if workload.memory:
         info["working_set_bytes"] = workload.working_set_bytes()
-        info["peak_memory_bytes"] = peak_bytes(name, variant, device, workload.name)
+        info["peak_memory_bytes"] = peak_bytes(name, variant, device, workload.source)

@@ -7,6 +7,7 @@ resident set rose above where it started. On CUDA the frameworks' own allocator
 statistics give the peak directly.
 
 Run as `python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD`: prints bytes.
+WORKLOAD is a built-in workload's name or a `--workload` SPEC.
 """
 
 from __future__ import annotations
@@ -28,28 +29,36 @@ def _status_kib(field: str) -> int:
 
 
 def _cuda_peak(name: str, run) -> int:
+    """The allocator's highest mark since the process started, less what was in use before `run`.
+
+    Since the start, for both frameworks: JAX cannot reset its peak, and torch's cuda-graph
+    variant takes its memory while it is captured (in the warm-up), not while it replays.
+    The warm-up ran the same training, so the mark is the training's.
+    """
     if name == "torch":
         import torch
 
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        run()
-        return torch.cuda.max_memory_allocated() - before
-    import jax
+        in_use, peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
+    else:
+        import jax
 
-    stats = jax.devices("gpu")[0].memory_stats()
-    before = stats["bytes_in_use"]
-    run()  # JAX cannot reset its peak: this reads the highest mark since start, warm-up included
-    return jax.devices("gpu")[0].memory_stats()["peak_bytes_in_use"] - before
+        stats = jax.devices("gpu")[0].memory_stats
+        in_use, peak = (lambda: stats()["bytes_in_use"]), (lambda: stats()["peak_bytes_in_use"])
+    before = in_use()
+    run()
+    return peak() - before
 
 
-def measure(name: str, variant: str, device: str, workload_name: str) -> int:
+USAGE = "usage: python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD (a built-in name or a --workload SPEC)"
+
+
+def measure(name: str, variant: str, device: str, source: str) -> int:
     import backends
     from backprop_bench.model import init_params
-    from benchmarks.workloads import FULL_SWEEP
+    from benchmarks.workloads import find
 
-    workload = next(w for w in FULL_SWEEP if w.name == workload_name)
+    workload = find(source)
     trainer = backends.get(name, variant)(workload.spec, device)
     params, data = init_params(workload.spec), workload.data
     trainer.run(trainer.load(params, data))  # warm-up: compile, fill caches
@@ -64,16 +73,28 @@ def measure(name: str, variant: str, device: str, workload_name: str) -> int:
     return (_status_kib("VmHWM") - before) * 1024
 
 
-def peak_bytes(name: str, variant: str, device: str, workload_name: str) -> int | None:
+def peak_bytes(name: str, variant: str, device: str, source: str) -> int | None:
     """The peak in a fresh process, or None where it cannot be measured (not Linux)."""
     if not Path("/proc/self/clear_refs").exists():
         return None
-    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, variant, device, workload_name],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.memory", name, variant, device, source],
                           capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed: {done.stderr.strip().splitlines()[-1:]}")
     return int(done.stdout.strip().splitlines()[-1])
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        print(measure(*argv))
+    except ValueError as err:  # an unknown backend, variant, device or workload
+        print(f"benchmarks.memory: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    print(measure(*sys.argv[1:5]))
+    sys.exit(main(sys.argv[1:]))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_bench import ab
+from backprop_bench import ab, report
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny[numpy-handwritten-cpu-float64]"
@@ -194,7 +194,9 @@ def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
     assert [first.name, second.name] == ["0001_HEAD-vs-working-tree.json", "0002_HEAD-vs-working-tree.json"]
     saved = json.loads(first.read_text())
     assert saved["backprop_bench_ab"] == 1 and saved["benchmarks"][0]["name"] == TINY
-    assert sorted(p.name for p in (tmp_path / "results" / "ab").iterdir()) == [first.name, second.name]
+    read = report.load_comparisons(tmp_path / "results")  # what the page reads
+    assert list(read["benchmark"]) == [TINY, TINY] and set(read["verdict"]) <= set(ab.VERDICTS)
+    assert sorted(p.name for p in (tmp_path / "results" / "ab").glob("*.json")) == [first.name, second.name]
 
 
 def test_a_revision_against_a_revision(fake):
@@ -283,12 +285,12 @@ def test_interrupting_ends_the_workers_and_removes_the_worktree(fake, tmp_path, 
     time.sleep(1.0)  # into the timing
     command.send_signal(sig)
     _, err = command.communicate(timeout=30)
-    assert command.returncode == 130
+    assert command.returncode == 130, err
     assert "Traceback" not in err  # progress lines, then one line
     assert err.strip().splitlines()[-1] == (
         "backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved")
     assert_clean(fake, before)
-    assert not (tmp_path / "results").exists()
+    assert not list((tmp_path / "results").rglob("*.json")), "an interrupted comparison saved a record"
 
 
 # --- check's drift line: how far the machine moved between two saved runs --------------------------
@@ -298,17 +300,17 @@ def test_interrupting_ends_the_workers_and_removes_the_worktree(fake, tmp_path, 
     (0.80, "machine drift: the matmul calibration took 1.60x the baseline's time, more than the threshold: "),
     (None, "machine drift: unknown (a run has no matmul calibration)\n"),
 ])
-def test_check_says_how_far_the_machine_moved(tmp_path, monkeypatch, capsys, calibration_now, expected):
-    from backprop_bench import report
+def test_check_says_how_far_the_machine_moved(tmp_path, capsys, calibration_now, expected):
     from backprop_bench.cli import main
-    from tests.test_report import BENCHMARKS, draws, write_run
+    from tests.runs import BENCHMARKS, draws, write_run
 
-    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    results = tmp_path / "results"
     timings = {name: draws(i, 1e-3) for i, name in enumerate(BENCHMARKS)}
-    write_run(tmp_path, 1, timings, calibration={"numpy": 0.5, "torch": 0.7})  # the fastest decides
-    write_run(tmp_path, 2, timings, when="2026-11-25T11:00:00",
+    write_run(results, 1, timings, calibration={"numpy": 0.5, "torch": 0.7})  # the fastest decides
+    write_run(results, 2, timings, when="2026-11-25T11:00:00",
               calibration=calibration_now and {"numpy": calibration_now, "torch": 0.7 * calibration_now / 0.5})
-    assert main(["check", "--baseline", "1"]) == (1 if calibration_now == 0.80 else 0)  # matmuls are benchmarks too
+    expected_status = 1 if calibration_now == 0.80 else 0  # matmuls are benchmarks too
+    assert main(["check", "--baseline", "1", "--results", str(results)]) == expected_status
     out = capsys.readouterr().out
     assert expected in out
     assert ("backprop-bench ab abc" in out) == (calibration_now == 0.80)

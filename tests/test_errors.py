@@ -1,14 +1,19 @@
 """Mistakes a user can make give one clear error: a ValueError in the API, one line from the command."""
 
+import io
+import signal
 import subprocess
 import sys
+import time
+import zipfile
 
 import numpy as np
 import pytest
 
 import backends
 from backprop_bench.cli import main
-from backprop_bench.model import ModelSpec, preset, synthetic_data
+from backprop_bench.model import ModelSpec, init_params, preset, synthetic_data
+from backprop_bench.timing import Training
 
 BAD_SPECS = [
     ({"layers": (1,)}, "at least an input and an output"),
@@ -77,6 +82,23 @@ def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(mon
     assert "compile on cpu: unavailable: torch.compile on the CPU needs a C++ compiler" in capsys.readouterr().out
 
 
+def test_torch_cuda_graph_without_a_gpu_is_unavailable_with_its_reason(capsys):
+    if backends.available()["torch"] is not None:
+        pytest.skip("torch not installed")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the variant runs")
+    reasons = {(name, variant, device): reason for name, variant, device, reason in backends.cases()}
+    assert reasons[("torch", "cuda-graph", "cuda")] == "torch cuda-graph needs a CUDA GPU, and torch sees none here"
+    assert ("torch", "cuda-graph", "cpu") not in reasons  # it never runs on the CPU, so it is no CPU case
+    for device, message in [("cuda", "needs a CUDA GPU"), ("cpu", "runs on cuda only .*: choose device cuda")]:
+        with pytest.raises(backends.BackendUnavailable, match=message):
+            backends.train(ModelSpec((1, 1, 1)), preset("seed-linear").data, "torch", "cuda-graph", device)
+    assert main(["backends"]) == 0
+    assert "  cuda-graph on cuda: unavailable: torch cuda-graph needs a CUDA GPU" in capsys.readouterr().out
+
+
 def test_divergence_names_the_epoch(backend):
     name, variant, device = backend
     chosen = preset("seed-affine")
@@ -100,8 +122,16 @@ def run_cli(*args):
     (["train", "--dtype", "float16"], "unknown dtype"),
     (["train", "--layers", "2,4,1", "--samples", "0"], "samples must be"),
     (["train", "--device", "cuda"], "device 'cuda' is not available"),
-    (["train", "--model", "seed-linear", "--layers", "1,1"], "either --model or --layers"),
-    (["train", "--data", "/nonexistent.npz"], "cannot read /nonexistent.npz"),
+    (["train", "--backend", "torch", "--variant", "cuda-graph"], "runs on cuda only"),
+    (["train", "--data", "/nonexistent.npz"], "cannot read /nonexistent.npz: no such file; --data takes a .npz"),
+    (["train", "--data", "/dev/zero"], "cannot read /dev/zero: not a regular file; --data takes a .npz"),
+    (["train", "--data", "/tmp", "--layers", "1,1"], "cannot read /tmp: not a regular file"),
+    (["train", "--model", "seed-affine", "--layers", "2,1"], "x has shape (10, 1), but layers 2-1 need (samples, 2)"),
+    # Sizes refused before anything is allocated, on any machine of under 10 TB.
+    (["train", "--layers", "100000,100000,1", "--samples", "1000000000"], "need at least"),
+    (["train", "--layers", "1,100000000,1", "--samples", "100000"], "more than this machine's"),
+    (["train", "--layers", "2,4,1", "--samples", "1000000000000"], "use fewer samples, narrower layers or fewer"),
+    (["train", "--epochs", "1000000000000"], "for 1000000000000 epochs need at least 1.6e+04 GB"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
@@ -113,18 +143,95 @@ def test_cli_errors_are_one_line(args, message):
     assert message in done.stderr
 
 
+def huge_header_npz(path):
+    """A .npz whose headers claim 10^12 rows it does not hold."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 1)})
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("x", "y"):
+            archive.writestr(f"{name}.npy", header.getvalue())
+
+
+def bad_data_files(folder):
+    """(file, message): every kind of --data file that must be refused in one line."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1))
+    np.savez(folder / "good.npz", x=x, y=2 * x)
+    good = (folder / "good.npz").read_bytes()
+    files = {
+        "wide.npz": (lambda p: np.savez(p, x=np.ones((5, 3)), y=np.ones((5, 1))), "x has shape (5, 3)"),
+        "no_y.npz": (lambda p: np.savez(p, x=np.ones((5, 1))), "lacks the array(s) y"),
+        "garbage.npz": (lambda p: p.write_text("not a zip"), "not a .npz, or a truncated one"),
+        "data.csv": (lambda p: np.savetxt(p, np.hstack([x, x]), delimiter=","), "for CSV or text, np.loadtxt"),
+        "truncated.npz": (lambda p: p.write_bytes(good[:len(good) // 2]), "not a .npz, or a truncated one"),
+        "one.npy": (lambda p: np.save(p, x), "--data takes a .npz of 2-D numeric arrays x and y"),
+        "dates.npz": (lambda p: np.savez(p, x=np.array([["2020-01-01"]] * 5, "datetime64[D]"), y=np.ones((5, 1))),
+                      "x holds datetime64[D] values, not numbers"),
+        "objects.npz": (lambda p: np.savez(p, x=np.array([[1, None]], object), y=np.ones((1, 1))),
+                        "x holds object values, not numbers"),
+        "flat.npz": (lambda p: np.savez(p, x=np.ones(5), y=np.ones((5, 1))), "x has shape (5,)"),
+        "huge.npz": (huge_header_npz, "on 1000000000000 samples for 1000 epochs need at least"),
+    }
+    for name, (write, message) in files.items():
+        write(folder / name)
+        yield folder / name, message
+
+
 def test_cli_reports_a_bad_data_file(tmp_path):
-    wrong_width = tmp_path / "wide.npz"
-    np.savez(wrong_width, x=np.ones((5, 3)), y=np.ones((5, 1)))
-    no_y = tmp_path / "no_y.npz"
-    np.savez(no_y, x=np.ones((5, 1)))
-    garbage = tmp_path / "garbage.npz"
-    garbage.write_text("not a zip")
-    for path, message in [(wrong_width, "x has shape (5, 3)"), (no_y, "lacks the array(s) y"),
-                          (garbage, "cannot read")]:
-        done = run_cli("train", "--data", str(path))
-        assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert message in done.stderr, done.stderr
+    for path, message in bad_data_files(tmp_path):
+        args = ("--layers", "1,1,1") if path.name == "wide.npz" else ()
+        done = run_cli("train", "--data", str(path), *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+        assert "pickle" not in done.stderr
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("CUDA out of memory. Tried to allocate 7.45 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory: you tried to ..."),
+    RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8000000000 bytes."),
+], ids=["MemoryError", "torch-cuda", "torch-cpu", "jax"])
+def test_out_of_memory_is_one_line(monkeypatch, capsys, error):
+    def fail(self):
+        raise error
+
+    monkeypatch.setattr(Training, "time_once", fail)
+    assert main(["train", "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("backprop-bench: error: out of memory") and len(err.splitlines()) == 1
+    assert err.rstrip().endswith("use fewer samples, narrower layers or fewer epochs")
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(monkeypatch):
+    def fail(self):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(Training, "time_once", fail)
+    with pytest.raises(RuntimeError, match="something else"):
+        main(["train", "--epochs", "2"])
+
+
+def test_ctrl_c_during_train_is_one_line():
+    done = subprocess.Popen([sys.executable, "-m", "backprop_bench.cli", "train", "--epochs", "100000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)  # past the imports, into the training
+    done.send_signal(signal.SIGINT)
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 130 and err == "backprop-bench: interrupted\n"
+
+
+def test_jax_step_keeps_its_losses_in_one_preallocated_array():
+    if backends.available()["jax"] is not None:
+        pytest.skip("jax not installed")
+    import jax
+
+    spec = preset("seed-affine").spec.with_(epochs=7)
+    trainer = backends.get("jax", "jit-step")(spec)
+    _, (state, _, _) = loaded = trainer.load(init_params(spec), preset("seed-affine").data.as_dtype(spec.dtype))
+    assert state[1].shape == (7,)  # on the device before the timed call
+    _, losses = trainer.run(loaded)
+    assert isinstance(losses, jax.Array) and losses.shape == (7,)
 
 
 def test_cli_reports_divergence():

@@ -5,6 +5,7 @@ import pytest
 
 from backends.numpy_backend import FlatParams, loss_and_gradients
 from backprop_bench.model import flatten, init_params, synthetic_data
+from tests.conftest import check_close
 from tests.test_equivalence import SPECS, spec_id
 
 
@@ -58,34 +59,60 @@ def test_backward_matches_central_differences(spec):
 AUTODIFF_TOL = {"rtol": 1e-10, "atol": 1e-13}
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_backward_matches_torch_autograd(spec):
+def torch_on(device: str):
+    """torch, with `device` checked usable, else the test skips saying why."""
     torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA GPU here")
+    return torch
+
+
+def jax_device(device: str):
+    """The JAX device for `device`, else the test skips saying why."""
+    jax = pytest.importorskip("jax")
+    try:
+        return jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    except RuntimeError:
+        pytest.skip("jax sees no CUDA GPU here")
+
+
+DEVICES = ["cpu", "cuda"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_backward_matches_torch_autograd(spec, device):
+    torch = torch_on(device)
     acts = {"identity": lambda a: a, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
     spec, params, data = setup(spec)
     loss, grads = numpy_gradients(spec, params, data)
-    params_torch = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    loss_torch = reference_loss(acts[spec.activation], params_torch, torch.tensor(data.x), torch.tensor(data.y),
-                                spec.n_layers)
+    params_torch = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in params.items()}
+    x, y = (torch.tensor(a, device=device) for a in (data.x, data.y))
+    loss_torch = reference_loss(acts[spec.activation], params_torch, x, y, spec.n_layers)
     loss_torch.backward()
-    assert loss == pytest.approx(loss_torch.item(), rel=1e-12)
+    check_close(loss, loss_torch.item(), {"rtol": 1e-12, "atol": 0.0}, "gradients: loss", f"torch-{device}", "float64")
     for name, p in params_torch.items():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), **AUTODIFF_TOL, err_msg=name)
+        check_close(grads[name], p.grad.cpu().numpy(), AUTODIFF_TOL, "gradients: autodiff", f"torch-{device}",
+                    "float64", name)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_backward_matches_jax_grad(spec):
-    jax = pytest.importorskip("jax")
+def test_backward_matches_jax_grad(spec, device):
+    target = jax_device(device)
+    import jax
+
     jnp = jax.numpy
     acts = {"identity": lambda a: a, "tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
     spec, params, data = setup(spec)
     loss, grads = numpy_gradients(spec, params, data)
-    with jax.enable_x64(True):
-        x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        x, y = jax.device_put((data.x, data.y), target)
         loss_jax, grads_jax = jax.value_and_grad(
             lambda p: reference_loss(acts[spec.activation], p, x, y, spec.n_layers)
-        )({k: jnp.asarray(v) for k, v in params.items()})
+        )(jax.device_put(params, target))
         assert grads_jax["W1"].dtype == np.float64
-    assert loss == pytest.approx(float(loss_jax), rel=1e-12)
+    check_close(loss, float(loss_jax), {"rtol": 1e-12, "atol": 0.0}, "gradients: loss", f"jax-{device}", "float64")
     for name in params:
-        np.testing.assert_allclose(grads[name], np.asarray(grads_jax[name]), **AUTODIFF_TOL, err_msg=name)
+        check_close(grads[name], np.asarray(grads_jax[name]), AUTODIFF_TOL, "gradients: autodiff", f"jax-{device}",
+                    "float64", name)

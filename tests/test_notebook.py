@@ -6,6 +6,7 @@ import pytest
 import backends
 from backends.numpy_backend import forward
 from backprop_bench.model import init_params, preset
+from tests.conftest import check_close
 from tests.golden import GOLDEN
 
 
@@ -38,7 +39,8 @@ def test_backend_prints_the_notebooks_numbers(backend, name):
             # differs from its printout in the last two or three: 1000 epochs of float64
             # rounding depend on the order of every sum (NumPy's SIMD summation, BLAS), so
             # no two implementations agree beyond about 1e-14. 13 significant digits must match.
-            assert result.params[param][0] == pytest.approx(float(golden[param]), rel=1e-13)
+            check_close(result.params[param][0], float(golden[param]), {"rtol": 1e-13, "atol": 0.0},
+                        "notebook biases", "-".join(backend), "float64", f"{name} {param}")
     weights = [result.params[p] for p in ("W1", "W2")]
     biases = [result.params[p] for p in ("b1", "b2") if p in result.params]
     prediction = forward(chosen.data.x.astype(float), weights, biases)[-1].ravel()

@@ -1,53 +1,16 @@
 """compare and check on result files the tests write themselves: no timing is asserted anywhere."""
 
-import json
-
-import numpy as np
 import pytest
 
 from backprop_bench import report
 from backprop_bench.cli import main
-
-BENCHMARKS = ["seed-affine[numpy-handwritten-cpu-float64]", "seed-affine[jax-jit-loop-cpu-float64]",
-              "seed-affine[torch-eager-cpu-float64]"]
-
+from tests.runs import BENCHMARKS, draws, write_run
 
 @pytest.fixture(autouse=True)
 def results(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "results").mkdir()
     return tmp_path / "results"
-
-
-def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None,
-              setup=None):
-    """A run as pytest-benchmark saves it, with these raw timings (seconds) per benchmark name."""
-    benchmarks = []
-    for name, data in timings.items():
-        backend, variant = name.split("[")[1].split("-")[:2]
-        data = list(map(float, data))
-        benchmarks.append({
-            "group": "seed-affine", "name": name, "fullname": f"bench::{name}",
-            "stats": {"median": float(np.median(data)), "mean": float(np.mean(data)), "min": min(data),
-                      "max": max(data), "stddev": float(np.std(data)), "iqr": 0.0, "rounds": len(data), "data": data},
-            "extra_info": {"backend": backend, "variant": variant, "device": "cpu", "dtype": "float64",
-                           "workload": "seed-affine", "epochs": epochs, "epoch_flops": 80,
-                           "gflops": 80 * epochs / float(np.median(data)) / 1e9},
-        })
-    for framework, seconds in (calibration or {}).items():  # a 1 GFLOP matmul per framework
-        benchmarks.append({"group": "calibration", "name": f"matmul[{framework}-cpu-float32]", "stats": {
-            "median": seconds, "data": [seconds] * 5, "rounds": 5},
-            "extra_info": {"calibration": True, "backend": framework, "device": "cpu", "gflops": 1.0 / seconds}})
-    path = results / node / f"{number:04d}_abc_{when[:10]}.json"
-    path.parent.mkdir(exist_ok=True)
-    suite = setup or {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0", "jax": "0.10.2", "env": {}}
-    path.write_text(json.dumps({"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}, "backprop_bench": suite},
-                                "commit_info": {"id": "abc"}, "datetime": when, "benchmarks": benchmarks}))
-    return path
-
-
-def draws(seed, median, rounds=40, noise=0.02):
-    return median * np.exp(np.random.default_rng(seed).normal(0, noise, rounds))
 
 
 def same_runs(results, slow=None, factor=1.10):
@@ -89,9 +52,9 @@ def test_large_noisy_change_is_not_flagged(results, capsys):
     cur = {name: draws(i + 10, 1.2e-3, rounds=5, noise=0.5) for i, name in enumerate(BENCHMARKS)}
     write_run(results, 1, base)
     write_run(results, 2, cur, when="2026-11-25T11:00:00")
-    table = report.load([])
+    table, (baseline, current) = report.load(["1", "2"], results)
     from backprop_bench.regress import check
-    verdicts = check(table, report.resolve_run(table, "1"), report.resolve_run(table, "2"))
+    verdicts = check(table, baseline, current)
     assert (verdicts["verdict"] == "same").all()
     assert (verdicts["ratio"] > 1.05).any()  # the medians did move past the threshold
 
@@ -147,7 +110,7 @@ def test_unknown_run_and_disjoint_runs(results, capsys):
 def test_comparison_numbers_by_hand(results, capsys):
     write_run(results, 1, {BENCHMARKS[0]: [4e-3] * 5, BENCHMARKS[1]: [1e-3] * 5},
               calibration={"numpy": 0.5, "jax": 1.0})
-    table = report.comparison(report.load([]), "box/0001_abc_2026-11-25")
+    table = report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25")
     jax = table[table["name"] == "jax-jit-loop-cpu-float64"].iloc[0]
     assert jax["time_per_epoch_s"] == pytest.approx(1e-6)          # 1 ms / 1000 epochs
     assert jax["vs_numpy"] == pytest.approx(4.0)                   # 4 ms / 1 ms

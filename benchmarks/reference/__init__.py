@@ -84,10 +84,12 @@ def compile_c_loop():
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         return None
-    library = Path(tempfile.mkdtemp(prefix="backprop-bench-")) / "loop.so"
     source = Path(__file__).with_name("loop.c")
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
-    train = ctypes.CDLL(str(library)).train
+    # Once loaded, the library stays mapped in this process: its file can go at once.
+    with tempfile.TemporaryDirectory(prefix="backprop-bench-") as folder:
+        library = Path(folder) / "loop.so"
+        subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+        train = ctypes.CDLL(str(library)).train
     double_p = ctypes.POINTER(ctypes.c_double)
     train.argtypes = [double_p, double_p, ctypes.c_int, ctypes.c_int, ctypes.c_double, ctypes.c_int,
                       double_p, double_p]

@@ -1,0 +1,338 @@
+"""One self-contained HTML page of saved runs: what `backprop-bench report` writes.
+
+The figures are plotly's: one copy of plotly.js is written into the page and every figure
+is a JSON spec beside it, so the page opens offline from disk with hover, zoom, log axes
+and error bars, and nothing is fetched. The overview grid is a plain HTML table.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backprop_bench import report
+from backprop_bench.report import seconds_text
+
+SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
+            "memory": "Memory", "history": "History"}
+FAMILIES = ("numpy", "torch", "jax", "reference")  # the grid's column order: NumPy, the frameworks, the references
+CSS = Path(__file__).with_name("page.css")
+
+
+def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> str:
+    """The page of `runs` (run ids of `frame`); runs of several machines are shown normalized, side by side."""
+    tables = {run: _table(frame, run) for run in runs}
+    for run, table in tables.items():
+        if table.empty:
+            raise ValueError(f"run {run} holds no training benchmarks")
+    machines = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")["machine"]
+    normalized = machines.nunique() > 1
+    sections = {
+        "run": _header(frame, runs, machines, normalized),
+        "overview": _overview(tables, machines),
+        "workloads": _workloads(tables, machines, normalized),
+        "sweep": _sweep(tables, machines, normalized),
+        "memory": _memory(tables, machines),
+        "history": _history(frame, runs, machines) + _ab(comparisons),
+    }
+    import plotly.offline
+
+    title = f"backprop-bench: {', '.join(_label(run, machines, several=False) for run in runs)}"
+    nav = " ".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS.items())
+    body = "\n".join(f'<section id="{key}"><h2>{SECTIONS[key]}</h2>\n{content}</section>'
+                     for key, content in sections.items())
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            f"<style>{CSS.read_text()}</style>\n<script>{plotly.offline.get_plotlyjs()}</script></head>\n"
+            f"<body><header><h1>{html.escape(title)}</h1><nav>{nav}</nav></header>\n<main>{body}</main></body></html>\n")
+
+
+def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
+    """report.comparison of the run, with its grid column and the spread of its rounds per epoch."""
+    table = report.comparison(frame, run)
+    stats = frame[frame["run"] == run].set_index("benchmark")
+    key = table["workload"] + "[" + table["name"] + "]"
+    per_epoch = table["time_per_epoch_s"] / key.map(stats["median"])
+    table["q1_s"], table["q3_s"] = key.map(stats["q1"]) * per_epoch, key.map(stats["q3"]) * per_epoch
+    table["dtype"] = table["name"].str.rsplit("-", n=1).str[1]
+    table["column"] = table["name"].str.rsplit("-", n=1).str[0]
+    table["machine_gflops"] = table["gflops"] / table["of_machine"]
+    return table
+
+
+def _label(run: str, machines: pd.Series, several: bool = True) -> str:
+    """'box/0003' for a run; with its machine where runs of several machines are shown."""
+    short = f"{Path(run).parent.name}/{Path(run).name[:4]}".lstrip("/")
+    return f"{short} on {machines[run]}" if several and machines.nunique() > 1 else short
+
+
+def _how(text: str) -> str:
+    return f'<p class="how"><b>How to read this:</b> {text}</p>\n'
+
+
+def _columns(tables: dict) -> list[str]:
+    names = pd.concat([t["column"] for t in tables.values()]).unique()
+    return sorted(names, key=lambda c: (next((i for i, f in enumerate(FAMILIES) if c.startswith(f)), 9), c))
+
+
+def _workload_order(tables: dict) -> list[str]:
+    """Workloads from the smallest to the largest work per epoch."""
+    both = pd.concat(tables.values())
+    return list(both.groupby("workload")["epoch_flops"].max().sort_values(na_position="first").index)
+
+
+def _colours(tables: dict) -> dict:
+    """One colour per backend-variant, the same in every figure."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return {column: palette[i % len(palette)] for i, column in enumerate(_columns(tables))}
+
+
+def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalized: bool) -> str:
+    """One column per run: machine, hardware, versions and settings, commit, date, time in timed rounds."""
+    firsts = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")
+    totals = frame[frame["run"].isin(runs)].groupby("run")["total"].sum(min_count=1)
+    fields = {run: {"machine": machines[run], **firsts.at[run, "hardware"], **firsts.at[run, "setup"],
+                    "commit": firsts.at[run, "commit"] or "?",
+                    "saved": firsts.at[run, "datetime"].strftime("%Y-%m-%d %H:%M UTC")
+                    if pd.notna(firsts.at[run, "datetime"]) else "?",
+                    "timed rounds": seconds_text(totals.get(run, np.nan)) or "?"} for run in runs}
+    keys = list(dict.fromkeys(key for values in fields.values() for key in values))
+    head = "".join(f"<th>{html.escape(_label(run, machines, several=False))}</th>" for run in runs)
+    rows = "".join(f"<tr><th>{html.escape(key)}</th>"
+                   + "".join(f"<td>{html.escape(str(fields[run].get(key, '')))}</td>" for run in runs) + "</tr>"
+                   for key in keys)
+    note = (f'<p class="warn">These runs come from {machines.nunique()} machines, so their absolute times are never '
+            "drawn side by side: figures show each time relative to the NumPy backend or to the matmul rate of its "
+            "own run; each run's tables keep its own absolute times.</p>\n") if normalized else ""
+    return (_how("where and how the timings were made. Settings that change speed without changing code are "
+                 "listed: framework versions, NumPy's BLAS, thread counts, $ environment variables. "
+                 "'timed rounds' adds up the steady-state rounds only; compiling, first calls and memory "
+                 "probes come on top.")
+            + note + f'<table class="facts"><tr><th></th>{head}</tr>{rows}</table>\n')
+
+
+def _colour(vs_numpy: float) -> str:
+    """Green for faster than NumPy, red for slower, white for the same; 100x is the full colour."""
+    t = float(np.clip(np.log10(vs_numpy) / 2, -1, 1))
+    return f"hsl({130 if t > 0 else 5}, {65 * min(1.0, 10 * abs(t)):.0f}%, {97 - 40 * abs(t):.0f}%)"
+
+
+def _overview(tables: dict, machines: pd.Series) -> str:
+    grids = []
+    for run, table in tables.items():
+        columns = _columns({run: table})
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        rows = []
+        for workload in _workload_order({run: table}):
+            group = table[table["workload"] == workload]
+            cells = group.set_index("column")
+            fastest = cells["time_per_epoch_s"].idxmin()
+            row = []
+            for column in columns:
+                if column not in cells.index:
+                    row.append('<td class="empty">-</td>')
+                    continue
+                cell = cells.loc[column]
+                star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
+                row.append(f'<td class="cell" data-workload="{html.escape(workload)}" data-column="{html.escape(column)}"'
+                           f' style="background:{_colour(cell.vs_numpy)}" title="{html.escape(column)} on '
+                           f'{html.escape(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                           f"{cell.vs_numpy:.2f}x{star}<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
+            rows.append(f"<tr><th>{html.escape(workload)} <small>{html.escape(group['dtype'].iloc[0])}</small></th>"
+                        + "".join(row) + "</tr>")
+        grids.append(f'<div class="grid"><h3>{html.escape(_label(run, machines))}</h3><table>'
+                     f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
+    return (_how("each cell is how many times faster than the NumPy backend one backend-variant trains an epoch of "
+                 "that workload, measured in the same run: 2.00x is twice as fast, 0.50x half as fast. Green is "
+                 "faster than NumPy, red slower, white the same; &#9733; marks the fastest of each row; the small "
+                 "number is the median time per epoch.")
+            + '<div class="side">' + "".join(grids) + "</div>\n")
+
+
+def _figure(fig, name: str, height: int) -> str:
+    """The figure as a div and its JSON spec; plotly.js itself is in the page's head."""
+    import plotly.io
+
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+                      legend=dict(font=dict(size=11)), font=dict(size=12))
+    return plotly.io.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"figure-{name}",
+                             config={"displaylogo": False, "responsive": True})
+
+
+def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
+    """Per workload: bars of time per epoch with the interquartile range, and the numbers in a table."""
+    import plotly.graph_objects as go
+
+    parts = []
+    workloads = _workload_order(tables)
+    for workload in workloads:
+        fig = go.Figure()
+        tables_html = []
+        for run, table in tables.items():
+            rows = table[table["workload"] == workload].sort_values("time_per_epoch_s", ascending=False)
+            if rows.empty:
+                continue
+            scale = rows["time_per_epoch_s"] * rows["vs_numpy"] if normalized else pd.Series(1.0, rows.index)
+            x = rows["time_per_epoch_s"] / scale
+            # Points, not bars: times span orders of magnitude, and a bar's length on a log axis means nothing.
+            fig.add_scatter(y=rows["column"], x=x, mode="markers", marker=dict(size=10), name=_label(run, machines),
+                            error_x=dict(type="data", symmetric=False, array=(rows["q3_s"] / scale - x).fillna(0),
+                                         arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
+                            customdata=rows["time_per_epoch_s"].map(seconds_text),
+                            hovertemplate="%{y}: %{customdata} per epoch<extra></extra>")
+            shown = report.formatted(rows).drop(columns="workload").assign(
+                spread=[f"{seconds_text(a)} - {seconds_text(b)}" for a, b in zip(rows["q1_s"], rows["q3_s"])])
+            shown = shown.loc[:, (shown != "").any()].iloc[::-1]
+            tables_html.append(f"<h4>{html.escape(_label(run, machines))}</h4>"
+                               + shown.to_html(index=False, classes="numbers", border=0))
+        if normalized:
+            fig.update_xaxes(type="log", title="time per epoch relative to NumPy's in the same run (left is faster)")
+        else:
+            fig.update_xaxes(type="log", title="median time per epoch (log scale; left is faster)",
+                             exponentformat="SI", ticksuffix="s")
+        fig.update_layout(title=dict(text=workload, x=0), showlegend=len(tables) > 1)
+        parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 130 + 30 * len(fig.data[0].y))}'
+                     f'<div class="scroll">{"".join(tables_html)}</div></div>')
+    return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
+                 "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
+                 "The table beside it adds the same spread, compile time (first call minus a steady one), "
+                 "GFLOP/s and the share of the machine's and of the framework's own matmul rate.")
+            + "\n".join(parts))
+
+
+def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
+    """Time per epoch against FLOPs per epoch, log-log, with the machine's matmul rate as the floor."""
+    import plotly.graph_objects as go
+
+    fig, colours = go.Figure(), _colours(tables)
+    for run, table in tables.items():
+        rows = table[table["working_set_bytes"].notna()].sort_values("epoch_flops")
+        if rows.empty:
+            continue
+        rate = rows["machine_gflops"].max() * 1e9
+        # Normalized: each time in units of the time its own machine's matmul rate needs for the same FLOPs.
+        floor = rows["epoch_flops"] / rate if normalized else pd.Series(1.0, rows.index)
+        label = _label(run, machines) + ": " if len(tables) > 1 else ""
+        for column, line in rows.groupby("column", sort=False):
+            fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
+                            name=label + column, line=dict(color=colours[column]), customdata=np.stack([line["workload"],
+                                                                      line["time_per_epoch_s"].map(seconds_text)], -1),
+                            hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>" + column + "</extra>")
+        if np.isfinite(rate):
+            edges = rows["epoch_flops"].iloc[[0, -1]]
+            fig.add_scatter(x=edges, y=[1, 1] if normalized else edges / rate, mode="lines",
+                            line=dict(dash="dash", color="black"), hoverinfo="skip",
+                            name=f"{label}the machine's matmul rate, {rate / 1e9:.0f} GFLOP/s: no backend is faster")
+    if not fig.data:
+        return _how("the size sweep shows how each backend scales with the work.") + \
+            '<p class="empty">The chosen runs have no size-sweep workloads (mlp-...); `make bench` times them.</p>\n'
+    fig.update_xaxes(type="log", title="FLOPs per epoch (matrix products, forward and backward)")
+    if normalized:
+        fig.update_yaxes(type="log", title="time per epoch / the matmul rate's time (1 = the roofline)")
+    else:
+        fig.update_yaxes(type="log", title="median time per epoch", exponentformat="SI", ticksuffix="s")
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    return (_how("each line is one backend-variant across workloads of growing size, both axes logarithmic. The "
+                 "dashed line is the time the machine's fastest float32 matmul (timed in the same run) needs for "
+                 "the same FLOPs: no backend can be below it. Small workloads sit far above it (per-call overhead); "
+                 "the closer a line comes at the right, the less time goes to anything but matrix products.")
+            + _figure(fig, "sweep", 520))
+
+
+def _memory(tables: dict, machines: pd.Series) -> str:
+    """Peak memory of a training against the analytic working set, per sweep workload and backend."""
+    import plotly.graph_objects as go
+
+    fig, colours = go.Figure(), _colours(tables)
+    for run, table in tables.items():
+        rows = table[table["peak_memory_bytes"].notna()].sort_values("epoch_flops")
+        label = _label(run, machines) + ": " if len(tables) > 1 else ""
+        for column, bars in rows.groupby("column", sort=False):
+            fig.add_bar(x=bars["workload"], y=bars["peak_memory_bytes"] / 1e6, name=label + column,
+                        marker_color=colours[column],
+                        hovertemplate="%{x}: %{y:.0f} MB<extra>" + column + "</extra>")
+        sets = rows.drop_duplicates("workload")
+        if len(sets):
+            fig.add_scatter(x=sets["workload"], y=sets["working_set_bytes"] / 1e6, mode="markers",
+                            marker=dict(symbol="line-ew", size=40, line=dict(width=3, color="black")),
+                            name=label + "analytic working set", hovertemplate="%{x}: %{y:.0f} MB<extra>working set</extra>")
+    if not fig.data:
+        return '<p class="empty">The chosen runs measured no memory (the size sweep does).</p>\n'
+    fig.update_yaxes(type="log", title="MB (log scale)")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2))
+    return (_how("bars are each backend's peak memory growth during a warm training (a fresh process's peak RSS, "
+                 "itself noisy by some MB); the black mark is the analytic working set, what the maths needs "
+                 "(parameters, gradients, activations). A bar above the mark is what the framework adds.")
+            + _figure(fig, "memory", 420))
+
+
+def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
+    """Every benchmark's median across the saved runs of each chosen run's machine, relative to the chosen run."""
+    import plotly.graph_objects as go
+
+    parts = []
+    for machine in machines.unique():
+        chosen = next(run for run in runs if machines[run] == machine)
+        rows = frame[(frame["machine"] == machine) & frame["workload"].notna()]
+        rows = rows.sort_values(["datetime", "run"]).copy()
+        rows["label"] = [f"{Path(run).name[:4]} {commit[:7]}" for run, commit in zip(rows["run"], rows["commit"])]
+        reference = rows[rows["run"] == chosen].set_index("benchmark")["median"]
+        fig = go.Figure()
+        for benchmark, line in rows[rows["benchmark"].isin(reference.index)].groupby("benchmark"):
+            fig.add_scatter(x=line["label"], y=line["median"] / reference[benchmark], mode="lines+markers",
+                            name=benchmark, customdata=(line["median"] / line["epochs"]).map(seconds_text),
+                            hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run<extra>"
+                                          + benchmark + "</extra>")
+        label = rows.loc[rows["run"] == chosen, "label"].iloc[0]
+        if rows["run"].nunique() == 1:
+            parts.append(f'<p class="empty">{html.escape(machine)} has one saved run so far: its history starts '
+                         "with the next run saved under results/.</p>")
+        fig.add_vline(x=label, line=dict(color="orange", width=8), opacity=0.35)
+        fig.add_annotation(x=label, y=1, yref="paper", text="this run", showarrow=False, yanchor="bottom")
+        fig.update_xaxes(type="category", title="saved runs of this machine in time order: number and commit")
+        fig.update_yaxes(type="log", title="median / its median in this run")
+        fig.update_layout(title=dict(text=f"runs on {machine}", x=0))
+        parts.append(_figure(fig, f"history-{len(parts)}", 480))
+    return (_how("each line is one benchmark's median in every saved run of this machine, divided by its median in "
+                 "this run (the orange band): 1 is as fast as this run, 2 twice as slow, 0.5 twice as fast. "
+                 "Lines that move together are the machine drifting; one line alone is a change in that backend. "
+                 "Click a legend entry to hide it, double-click to show it alone; hover for times and commits.")
+            + "\n".join(parts))
+
+
+def _ab(comparisons: pd.DataFrame) -> str:
+    """Saved `ab` comparisons: each benchmark's ratio with its interval, coloured by verdict."""
+    import plotly.graph_objects as go
+
+    intro = ('<h3 id="ab">A/B comparisons</h3>\n'
+             + _how("`backprop-bench ab` times two versions of the code interleaved on the same machine and saves "
+                    "the comparison under results/ab/. Each point is a benchmark's candidate / baseline median, "
+                    "right of 1 is slower; the whisker is its confidence interval. Only a whole interval past the "
+                    "threshold makes a regression or an improvement."))
+    if comparisons.empty:
+        return intro + '<p class="empty">No A/B comparisons are saved under results/ab/ yet.</p>\n'
+    colours = {"regression": "crimson", "improvement": "seagreen", "same": "grey", "inconclusive": "goldenrod"}
+    rows = comparisons.sort_values(["datetime", "benchmark"])
+    rows = rows.assign(y=rows["benchmark"] + "  (" + rows["baseline"] + " vs " + rows["candidate"] + ", "
+                       + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
+    fig = go.Figure()
+    for verdict, group in rows.groupby("verdict"):
+        fig.add_scatter(x=group["ratio"], y=group["y"], mode="markers", name=verdict,
+                        marker=dict(color=colours[verdict], size=9),
+                        error_x=dict(type="data", symmetric=False, array=group["ci_high"] - group["ratio"],
+                                     arrayminus=group["ratio"] - group["ci_low"]),
+                        hovertemplate="%{y}: %{x:.3f}x<extra>" + verdict + "</extra>")
+    fig.add_vline(x=1, line=dict(color="black", dash="dot"))
+    fig.update_xaxes(type="log", title="candidate median / baseline median (log scale; right is slower)")
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(showlegend=True, legend=dict(title="verdict"))
+    return intro + _figure(fig, "ab", 140 + 24 * len(rows))
+
+
+def default_output(results: Path, runs: list[str]) -> Path:
+    """<results>/pages/<run>.html; several runs join their names with +."""
+    return results / "pages" / ("+".join(Path(run).name.removesuffix(".json") for run in runs) + ".html")

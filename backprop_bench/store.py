@@ -1,0 +1,177 @@
+"""The results store: where saved runs live, which machine made them, and saving without loss.
+
+Layout: `<results>/<machine>/NNNN_<commit>_<date>.json`, one pytest-benchmark run per
+file, numbered in the order they were saved on that machine. `<machine>` names what
+decides timings: host, CPU model, core count and GPU. Reports written by the commands
+(figures, pages, `ab` records) live in their own folders beside the machine folders.
+
+`<results>` is `--results DIR` where given, else `results/` of the backprop-bench
+checkout holding the current directory, else `./results`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+# Folders under <results> that hold what the commands write, never suite runs.
+REPORT_FOLDERS = ("ab", "plots", "pages")
+RUN_NAME = re.compile(r"^(\d{4})_(.*)\.json$")
+
+
+def results_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The results folder: `explicit`, else results/ of the checkout holding the working directory, else ./results."""
+    if explicit is not None:
+        return Path(explicit)
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "backprop-bench"' in pyproject.read_text(errors="replace"):
+            return folder / "results"
+    return here / "results"
+
+
+@cache
+def this_machine() -> dict:
+    """What identifies this machine for timing: host, CPU model, core count, GPU (None without one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"node": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "gpu": _gpu_name()}
+
+
+def _gpu_name() -> str | None:
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [name.strip() for name in names if name.strip()]
+    return f"{len(names)}x {names[0]}" if len(names) > 1 else (names[0] if names else None)
+
+
+def machine_of(machine_info: dict) -> dict:
+    """The machine a run was saved on, from its machine_info (runs of older versions lack some fields)."""
+    recorded = machine_info.get("backprop_bench", {}).get("machine")
+    if isinstance(recorded, dict):
+        return recorded
+    cpu = machine_info.get("cpu") or {}
+    return {"node": machine_info.get("node", "?"), "cpu": cpu.get("brand_raw") or machine_info.get("processor") or "?",
+            "cores": machine_info.get("backprop_bench", {}).get("cpu_count") or cpu.get("count"),
+            "gpu": machine_info.get("backprop_bench", {}).get("gpu")}
+
+
+def machine_label(machine: dict) -> str:
+    """For tables: 'vm (Intel Xeon Processor, 2 cores)', with the GPU where there is one."""
+    cpu = re.sub(r"\((R|TM)\)|\bCPU\b|@.*$", "", str(machine.get("cpu") or "?"))
+    parts = [" ".join(cpu.split()), f"{machine.get('cores') or '?'} cores"] + ([machine["gpu"]] if machine.get("gpu") else [])
+    return f"{machine.get('node') or '?'} ({', '.join(parts)})"
+
+
+def machine_id(machine: dict) -> str:
+    """The machine's folder name: its label as lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9.]+", "-", machine_label(machine).lower()).strip("-.")
+
+
+def run_files(results: Path) -> list[Path]:
+    """Every JSON file under `results` outside the report folders, each once (links resolved), sorted by path."""
+    if not results.is_dir():
+        return []
+    seen, files = set(), []
+    for path in sorted(results.rglob("*.json"), key=lambda p: (p.is_symlink(), p)):  # a run's own file before links to it
+        if path.relative_to(results).parts[0] in REPORT_FOLDERS:
+            continue
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling link, link loop
+            continue
+        if real not in seen and path.is_file():
+            seen.add(real)
+            files.append(path)
+    return sorted(files)
+
+
+def save_new(folder: Path, suffix: str, text: str) -> Path:
+    """Save `text` as `folder/NNNN_suffix.json` under the next free number; never replace a file.
+
+    Written whole to a temporary file first, then given its final name with a hard
+    link, so a reader never sees a half-written run. The number is taken under a lock
+    on the folder, so two savers at once get two numbers even with different suffixes;
+    the link fails rather than replace a file that a saver without the lock made.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".saving-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        with open(folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            while True:
+                final = folder / f"{next_number(folder):04d}_{suffix}.json"
+                try:
+                    os.link(temporary, final)
+                    return final
+                except FileExistsError:
+                    continue
+    finally:
+        os.unlink(temporary)
+
+
+def next_number(folder: Path) -> int:
+    numbers = [int(match[1]) for path in folder.iterdir() if (match := RUN_NAME.match(path.name))]
+    return max(numbers, default=0) + 1
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ValueError naming `folder` unless a file can be created in it (creating the folder if needed)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to {folder}: {err.strerror or err}") from None
+
+
+def check_output(path: Path, results: Path, force: bool = False) -> None:
+    """Raise ValueError unless a report may be written to `path`.
+
+    Never a saved run, nor anything in a folder of saved runs, nor a JSON file among
+    them (the next read would take it for a run); an existing file only with force.
+    """
+    if path.is_dir():
+        raise ValueError(f"--output {path} is a folder; give a file name")
+    real, runs = path.resolve(), [run.resolve() for run in run_files(results)]
+    if real in runs:
+        raise ValueError(f"--output {path} is a saved run; refusing to overwrite it")
+    try:
+        inside = real.relative_to(results.resolve()).parts
+    except ValueError:
+        inside = ()
+    json_among_runs = path.suffix == ".json" and inside and inside[0] not in REPORT_FOLDERS
+    if json_among_runs or any(run.parent in real.parents for run in runs):
+        raise ValueError(f"--output {path} lies among the saved runs in {results}; write it elsewhere")
+    if path.exists() and not force:
+        raise ValueError(f"--output {path} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise ValueError(f"--output {path}: no such folder {path.parent}")
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report file, any failure as one ValueError line."""
+    try:
+        path.write_text(text)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
