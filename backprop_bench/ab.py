@@ -191,7 +191,13 @@ def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: 
 # --- workers --------------------------------------------------------------------------------------
 
 class Worker:
-    """One side's persistent worker process, asked one JSON line at a time."""
+    """One side's persistent worker process, asked one JSON line at a time.
+
+    Between requests the worker is stopped (SIGSTOP), so that only one side runs at a time:
+    OpenMP and BLAS thread pools keep spinning for a while after their work, and a
+    spinning idle worker took the CPUs from the timed one (torch eager on mlp-256x64 ran
+    10x slower than alone on a 2-core machine).
+    """
 
     def __init__(self, side: Side, device: str):
         self.side = side
@@ -200,8 +206,14 @@ class Worker:
             [side.python, ab_worker.__file__, str(side.root), device], cwd=side.root,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
         hello = self._receive()
+        self._signal(signal.SIGSTOP)
         self.benchmarks, self.versions = hello["benchmarks"], hello["versions"]
 
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.process.pid, signum)
+        except ProcessLookupError:  # it ended: the next read says why
+            pass
 
     def _failed(self) -> AbError:
         self.process.kill()
@@ -218,12 +230,14 @@ class Worker:
         return json.loads(line)
 
     def ask(self, **request) -> dict:
+        self._signal(signal.SIGCONT)
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except OSError:
             raise self._failed() from None
         reply = self._receive()
+        self._signal(signal.SIGSTOP)
         if "error" in reply:
             raise AbError(f"the {self.side.role} ({self.side.label}): {reply['error']}")
         return reply
