@@ -187,6 +187,28 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
     assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_worker_is_stopped_between_its_turns(fake):
+    """Only the side being timed runs: an idle worker's spinning thread pools would take its CPUs."""
+    side = ab.Side("candidate", "working tree", "working tree", sys.executable, fake)
+    worker = ab.Worker(side, "cpu")
+    try:
+        def state_letter():  # a stop takes effect a moment after the signal
+            for _ in range(200):
+                letter = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if letter == "T":
+                    break
+                time.sleep(0.01)
+            return letter
+
+        assert worker.benchmarks == [TINY] and state_letter() == "T"
+        assert worker.ask(op="load", name=TINY)["warm_s"] > 0 and state_letter() == "T"
+        assert len(worker.ask(op="time", name=TINY, n=3)["s"]) == 3 and state_letter() == "T"
+    finally:
+        worker.close()
+    assert worker.process.returncode is not None
+
+
 def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
     record = run_fake(fake)
     first = ab.save_record(record, tmp_path / "results")
