@@ -58,6 +58,9 @@ def test_verdicts_on_known_ratios(ratio, noise, n, expected):
 def test_verdict_needs_both_the_interval_and_the_threshold():
     assert ab.verdict(1.04, 1.01, 1.06, 0.05) == "same"         # significant, but smaller than the threshold
     assert ab.verdict(1.08, 0.99, 1.12, 0.05) == "inconclusive"  # past the threshold, but 1 is in the interval
+    assert ab.verdict(0.95, 0.864, 0.994, 0.05) == "inconclusive"  # wide, and only just misses 1
+    assert ab.verdict(1.5, 1.2, 2.0, 0.05) == "regression"      # wide, but wholly past the threshold
+    assert ab.verdict(0.6, 0.4, 0.9, 0.05) == "improvement"
 
 
 def measure_one(next_pair, time_left=lambda: True, threshold=0.05):
