@@ -38,6 +38,7 @@ MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
 SECONDS_PER_BENCHMARK = 15.0  # the default budget, per benchmark compared
+PROCESSES = 2             # worker processes per side (see Pairs)
 
 
 class AbError(ValueError):
@@ -299,22 +300,30 @@ class Progress:
 
 
 class Pairs:
-    """Paired turns of the two workers: each benchmark loaded in both first, then one pair at a time on request."""
+    """Paired turns of the two sides: each benchmark loaded in every worker first, then one pair at a time on request.
 
-    def __init__(self, workers: list[Worker], names: list[str], rng: np.random.Generator, progress: Progress):
+    Each side has several worker processes, and each turn goes to one drawn at random: a
+    process can be a few percent faster or slower than another running the same code
+    (memory layout, where its threads land), and an A/A comparison with one process per
+    side here found jax-jit-step on seed-linear 1.075x [1.071, 1.080] for identical code.
+    Drawing the process per turn makes that difference part of the noise the interval sees.
+    """
+
+    def __init__(self, workers: list[list[Worker]], names: list[str], rng: np.random.Generator, progress: Progress):
         self.workers, self.rng = workers, rng
         self.per_turn = {}
-        for index, name in enumerate(names):  # every benchmark warmed up in both before any timing
+        for index, name in enumerate(names):  # every benchmark warmed up everywhere before any timing
             progress.loading(index, name)
-            warm_s = max(worker.ask(op="load", name=name)["warm_s"] for worker in workers)
+            warm_s = max(worker.ask(op="load", name=name)["warm_s"] for each in workers for worker in each)
             self.per_turn[name] = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
         self.timings = {name: ([], []) for name in names}
 
     def __call__(self, name: str) -> float:
-        """log(candidate / baseline) of one pair of turns, the sides in a random order."""
+        """log(candidate / baseline) of one pair of turns, the sides in a random order, each in a random process."""
         turn = {}
         for index in self.rng.permutation(2):
-            turn[index] = self.workers[index].ask(op="time", name=name, n=self.per_turn[name])["s"]
+            worker = self.workers[index][self.rng.integers(len(self.workers[index]))]
+            turn[index] = worker.ask(op="time", name=name, n=self.per_turn[name])["s"]
         for index in (0, 1):
             self.timings[name][index].extend(turn[index])
         return math.log(np.median(turn[1]) / np.median(turn[0]))
@@ -346,18 +355,20 @@ def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
 
 def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05, only: list[str] = (),
         budget: float | None = None, device: str = "cpu", baseline_python: str | None = None,
-        candidate_python: str | None = None, here: Path | None = None, stream=sys.stderr) -> dict:
+        candidate_python: str | None = None, processes: int = PROCESSES, here: Path | None = None,
+        stream=sys.stderr) -> dict:
     """Compare `baseline` with `candidate` (default: the working tree) interleaved; the record of it."""
     start = time.monotonic()
     repo = checkout_root(here or Path.cwd())
     with sigterm_as_interrupt(), ExitStack() as stack:
         sides = [side(stack, repo, "baseline", baseline, baseline_python),
                  side(stack, repo, "candidate", candidate, candidate_python)]
-        workers = []
-        for each in sides:
-            workers.append(Worker(each, device))
-            stack.callback(workers[-1].close)
-        names = chosen(workers, list(only), stream)
+        workers: list[list[Worker]] = [[], []]
+        for index, each in enumerate(sides):
+            for _ in range(processes):
+                workers[index].append(Worker(each, device))
+                stack.callback(workers[index][-1].close)
+        names = chosen([workers[0][0], workers[1][0]], list(only), stream)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
         rng = np.random.default_rng()
         progress = Progress(stream, len(names))
@@ -374,11 +385,11 @@ def machine_info() -> dict:
             "backprop_bench": {**ab_worker.versions(), "machine": machine}}
 
 
-def record(sides: list[Side], workers: list[Worker], threshold: float, rows: list[dict]) -> dict:
+def record(sides: list[Side], workers: list[list[Worker]], threshold: float, rows: list[dict]) -> dict:
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
     return {"backprop_bench_ab": 1, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
             "machine_info": machine_info(),
-            **{s.role: {**s.describe(), "versions": w.versions} for s, w in zip(sides, workers)},
+            **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)} for s, w in zip(sides, workers)},
             "benchmarks": rows}
 
 

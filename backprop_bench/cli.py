@@ -203,6 +203,8 @@ def add_ab_parser(commands) -> None:
     p.add_argument("--budget", type=parse_duration, metavar="TIME",
                    help=f"whole-run time, e.g. 300, 90s or 10m (default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
+                   help=f"worker processes per side, each turn in one drawn at random (default {ab.PROCESSES})")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="(default table)")
     p.set_defaults(run=run_ab)
 
@@ -225,10 +227,12 @@ def run_ab(args) -> int:
     if output is not None:  # before minutes of timing, not after
         store.check_output(output, results, args.force)
     store.check_writable(results / "ab")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
     try:
         found = ab.run(args.baseline, args.candidate, threshold=threshold, only=args.only, budget=args.budget,
                        device=args.device, baseline_python=args.baseline_python,
-                       candidate_python=args.candidate_python)
+                       candidate_python=args.candidate_python, processes=args.processes)
     except KeyboardInterrupt:
         print("backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved",
               file=sys.stderr)

@@ -184,6 +184,7 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
     assert record["baseline"]["commit"] == git(fake, "rev-parse", "HEAD")
     assert record["candidate"]["commit"] == "working tree"
     assert record["baseline"]["versions"]["numpy"] == record["candidate"]["versions"]["numpy"]
+    assert record["baseline"]["processes"] == record["candidate"]["processes"] == ab.PROCESSES
     [row] = record["benchmarks"]
     assert row["name"] == TINY and row["verdict"] in ab.VERDICTS and row["pairs"] >= ab.MIN_PAIRS
     assert len(row["baseline_s"]) == len(row["candidate_s"]) >= row["pairs"]
