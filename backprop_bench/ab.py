@@ -38,7 +38,7 @@ MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
 SECONDS_PER_BENCHMARK = 15.0  # the default budget, per benchmark compared
-PROCESSES = 2             # worker processes per side (see Pairs)
+PROCESSES = 4             # worker processes per side (see Pairs)
 
 
 class AbError(ValueError):
@@ -214,6 +214,9 @@ class Worker:
         self.process = subprocess.Popen(
             [side.python, ab_worker.__file__, str(side.root), device], cwd=side.root,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def ready(self) -> None:
+        """Wait for the worker's first line (it imports the frameworks meanwhile), then stop it."""
         hello = self._receive()
         self._signal(signal.SIGSTOP)
         self.benchmarks, self.versions = hello["benchmarks"], hello["versions"]
@@ -284,7 +287,7 @@ class Progress:
         if self.live:
             self.stream.write(f"\r\033[Kloading, warming up and checking {index + 1}/{self.total}: {name}")
         elif index == 0:
-            self.stream.write(f"loading, warming up and checking {self.total} benchmarks in both workers\n")
+            self.stream.write(f"loading, warming up and checking {self.total} benchmarks in every worker\n")
         self.stream.flush()
 
     def __call__(self, name: str, log_ratios: list, finished: bool) -> None:
@@ -303,10 +306,11 @@ class Pairs:
     """Paired turns of the two sides: each benchmark loaded in every worker first, then one pair at a time on request.
 
     Each side has several worker processes, and each turn goes to one drawn at random: a
-    process can be a few percent faster or slower than another running the same code
-    (memory layout, where its threads land), and an A/A comparison with one process per
-    side here found jax-jit-step on seed-linear 1.075x [1.071, 1.080] for identical code.
-    Drawing the process per turn makes that difference part of the noise the interval sees.
+    process can be several percent faster or slower than another running the same code
+    (memory layout, where its threads land). A/A comparisons of identical code here found
+    jax-jit-step on seed-linear 1.075x [1.071, 1.080] with one process a side, and
+    mlp-256x64 numpy 1.081x [1.061, 1.101] with two; with four, every benchmark was within
+    0.986-1.023. Drawing the process per turn makes that difference noise the interval sees.
     """
 
     def __init__(self, workers: list[list[Worker]], names: list[str], rng: np.random.Generator, progress: Progress):
@@ -368,6 +372,8 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
             for _ in range(processes):
                 workers[index].append(Worker(each, device))
                 stack.callback(workers[index][-1].close)
+        for worker in workers[0] + workers[1]:  # all started at once: their imports overlap
+            worker.ready()
         names = chosen([workers[0][0], workers[1][0]], list(only), stream)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
         rng = np.random.default_rng()

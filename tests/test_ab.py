@@ -197,6 +197,7 @@ def test_a_worker_is_stopped_between_its_turns(fake):
     side = ab.Side("candidate", "working tree", "working tree", sys.executable, fake)
     worker = ab.Worker(side, "cpu")
     try:
+        worker.ready()
         def state_letter():  # a stop takes effect a moment after the signal
             for _ in range(200):
                 letter = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
