@@ -92,6 +92,8 @@ def run_suite(tmp_path, test: Path, storage: str, *args) -> subprocess.Completed
 
 
 TINY = """
+import pytest
+
 def test_first(benchmark):
     benchmark.pedantic(sum, args=([1, 2],), rounds=3)
 
@@ -101,6 +103,10 @@ def test_second(benchmark):
 
 def test_third(benchmark):
     benchmark.pedantic(sum, args=([1, 2],), rounds=3)
+
+@pytest.mark.skip(reason="not meant to run here, so not counted")
+def test_fourth(benchmark):
+    pass
 """
 
 
