@@ -81,7 +81,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Mark the run complete or not, and partial when only a selection of the benchmarks ran."""
-    items = [item for item in getattr(config, "_backprop_bench_items", []) if "benchmark" in item.fixturenames]
+    items = [item for item in getattr(config, "_backprop_bench_items", [])
+             if "benchmark" in item.fixturenames and not item.get_closest_marker("skip")]  # those meant to run
     exit_code = getattr(config, "_backprop_bench_exit", 0)
     status = {"complete": exit_code == 0, "collected": len(items), "ran": len(benchmarks)}
     if exit_code:

@@ -192,7 +192,7 @@ def _matching(paths: list[Path], name: str) -> list[Path]:
     stem = Path(name).stem
     for matches in (
         [p for p in paths if p.resolve() == Path(name).resolve()] if name.endswith(".json") else [],
-        [p for p in paths if p.with_suffix("").as_posix().endswith(name.removesuffix(".json"))],
+        [p for p in paths if ("/" + p.with_suffix("").as_posix()).endswith("/" + name.removesuffix(".json"))],
         [p for p in paths if p.stem == stem],
         [p for p in paths if name.isdigit() and run_number(p) == int(name)],
     ):

@@ -92,6 +92,8 @@ def run_suite(tmp_path, test: Path, storage: str, *args) -> subprocess.Completed
 
 
 TINY = """
+import pytest
+
 def test_first(benchmark):
     benchmark.pedantic(sum, args=([1, 2],), rounds=3)
 
@@ -101,6 +103,10 @@ def test_second(benchmark):
 
 def test_third(benchmark):
     benchmark.pedantic(sum, args=([1, 2],), rounds=3)
+
+@pytest.mark.skip(reason="not meant to run here, so not counted")
+def test_fourth(benchmark):
+    pass
 """
 
 
@@ -125,6 +131,15 @@ def test_a_whole_run_is_complete_and_a_selection_is_partial(tmp_path):
     assert selection["backprop_bench_run"]["partial"] == "-k first"
     [folder] = (tmp_path / "out").iterdir()
     assert folder.name == store.machine_id(store.this_machine())
+
+
+def test_a_run_number_is_not_read_as_the_end_of_a_name(results, capsys):
+    timings = {BENCHMARKS[0]: draws(0, 1e-3)}
+    write_run(results, 1, timings, when="2026-11-01T10:00:00")
+    write_run(results, 2, timings, when="2026-11-21T10:00:00")  # its name ends in 1
+    assert main(["compare", "1"]) == 0 and capsys.readouterr().out.startswith("run box/0001_abc_2026-11-01")
+    assert main(["compare", "0002_abc_2026-11-21"]) == 0 and "run box/0002" in capsys.readouterr().out
+    assert main(["compare", "box/0002_abc_2026-11-21"]) == 0 and "run box/0002" in capsys.readouterr().out
 
 
 # 3. Saves at the same moment each get their own number, whole.
