@@ -10,6 +10,7 @@ whatever the frameworks print goes to stderr.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
@@ -92,8 +93,18 @@ class Worker:
             return {"error": str(err).strip().splitlines()[0]}
 
 
+def end_with_parent() -> None:
+    """On Linux, die when the parent does: a parent killed outright must not leave a stopped worker behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker still ends at the end of its input once running
+        pass
+
+
 def main(root: str, device: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends us
+    end_with_parent()
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the replies
     sys.path[0] = root  # instead of this file's folder

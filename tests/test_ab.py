@@ -214,6 +214,23 @@ def test_a_worker_is_stopped_between_its_turns(fake):
     assert worker.process.returncode is not None
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_parent_killed_outright_leaves_no_worker(fake):
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from backprop_bench import ab; "
+        f"w = ab.Worker(ab.Side('baseline', 'x', 'x', sys.executable, Path({str(fake)!r})), 'cpu'); w.ready(); "
+        "print(w.process.pid, flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    for _ in range(200):
+        if not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text():
+            break
+        time.sleep(0.01)
+    assert not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text(), "a worker outlived ab"
+
+
 def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
     record = run_fake(fake)
     first = ab.save_record(record, tmp_path / "results")
