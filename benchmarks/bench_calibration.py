@@ -17,32 +17,35 @@ N, K, M = COMPUTE_BOUND.n_samples, max(COMPUTE_BOUND.spec.layers), max(COMPUTE_B
 FLOPS = 2 * N * K * M
 
 
-def matmul_numpy(device):
-    a, b = np.ones((N, K), np.float32), np.ones((K, M), np.float32)
+def matmul_numpy(device, shape=(N, K, M)):
+    n, k, m = shape
+    a, b = np.ones((n, k), np.float32), np.ones((k, m), np.float32)
     return lambda: a @ b
 
 
-def matmul_torch(device):
+def matmul_torch(device, shape=(N, K, M)):
     import torch
 
-    a = torch.ones((N, K), dtype=torch.float32, device=device)
-    b = torch.ones((K, M), dtype=torch.float32, device=device)
+    n, k, m = shape
+    a = torch.ones((n, k), dtype=torch.float32, device=device)
+    b = torch.ones((k, m), dtype=torch.float32, device=device)
     if device == "cuda":
         return lambda: (a @ b, torch.cuda.synchronize())
     return lambda: a @ b
 
 
-def matmul_jax(device):
+def matmul_jax(device, shape=(N, K, M)):
     import jax
 
+    n, k, m = shape
     target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-    a, b = (jax.device_put(np.ones(shape, np.float32), target) for shape in ((N, K), (K, M)))
+    a, b = (jax.device_put(np.ones(size, np.float32), target) for size in ((n, k), (k, m)))
     with jax.default_matmul_precision("highest"):  # no TF32: the same arithmetic as the training
         product = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
     return lambda: product(a, b).block_until_ready()
 
 
-MATMULS = {"numpy": matmul_numpy, "torch": matmul_torch, "jax": matmul_jax}
+MATMULS = {"numpy": matmul_numpy, "torch": matmul_torch, "jax": matmul_jax}  # (device, shape) -> a product
 
 
 def calibration_cases():
