@@ -258,7 +258,7 @@ def run_compare(args) -> int:
         if table.empty:
             raise ValueError(f"run {run} holds no training benchmarks")
     if args.format is not None:
-        text = report.render(tables, args.format)
+        text = report.render(tables, args.format, args.normalize)
         if args.format != "csv":
             text = _compare_header(firsts, tables, args.normalize) + f"\n{text}"
         if output is not None:
@@ -279,9 +279,10 @@ def _compare_header(firsts, tables: dict, normalize: str | None) -> str:
     lines = [f"run {run}" + (f" ({status})" if status else "") + f" on {machine}"
              + (f": columns {label}" if len(tables) > 1 else "")
              for (run, status, machine), label in zip(firsts[["status", "machine"]].itertuples(), tables)]
-    if normalize:
-        reference = "NumPy backend's time on the workload" if normalize == "numpy" else "fastest matmul calibration"
-        lines.append(f"time relative: each time per epoch / its own run's {reference}")
+    if normalize == "numpy":
+        lines.append("normalized: times only as vs numpy, each against its own run's NumPy backend")
+    elif normalize == "matmul":
+        lines.append("normalized: time / matmul is each time per epoch / its own run's fastest matmul calibration")
     return "\n".join(lines + ["(columns: backprop-bench compare --help)"]) + "\n"
 
 

@@ -433,11 +433,13 @@ columns: time/epoch: median time of one training epoch over the timed rounds (ea
   compile: only where a variant compiles: JAX's first set-up minus a later one (it compiles there),
     torch.compile's first call minus the median (it compiles there).
   peak MB: peak memory growth of a warm training (fresh process; noisy by some MB); working set MB: the
-    parameters, gradients and activations the maths needs."""
+    parameters, gradients and activations the maths needs.
+  time / matmul (--normalize matmul): time per epoch / the run's fastest matmul calibration time."""
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Human units at the precision the measurement carries; COLUMNS explains each."""
+def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame:
+    """Human units at the precision the measurement carries; COLUMNS explains each. Normalized
+    (the table from comparison(..., normalize)), only what does not depend on the machine's speed."""
     def share(values):
         return values.map(lambda v: "" if pd.isna(v) else significant(v * 100, 2) + ("!" if v > 1 else ""))
 
@@ -453,17 +455,17 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
         "peak MB": (table["peak_memory_bytes"] / 1e6).map(lambda v: significant(v, 2)),
         "working set MB": (table["working_set_bytes"] / 1e6).map(lambda v: significant(v, 2)),
     })
-    if table["relative"].notna().any():
-        # Normalized: only what does not depend on the machine's speed.
+    if normalize:
         shown = shown.drop(columns=["time/epoch", "GFLOP/s", "first call +", "compile"])
-        shown.insert(2, "time relative", table["relative"].map(lambda v: significant(v, 3)))
+    if normalize == "matmul":  # relative to NumPy, "vs numpy" says it already
+        shown.insert(2, "time / matmul", table["relative"].map(lambda v: significant(v, 3)))
     return shown
 
 
-SIDE_BY_SIDE = ["time/epoch", "time relative", "vs numpy", "% matmul", "compile"]  # per run, where several are shown
+SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "% matmul", "compile"]  # per run, where several are shown
 
 
-def render(tables: dict[str, pd.DataFrame], fmt: str) -> str:
+def render(tables: dict[str, pd.DataFrame], fmt: str, normalize: str | None = None) -> str:
     """Runs' comparisons as text: one block per workload, with a column group per run where there
     are several (table, markdown), or one CSV with a `run` column. `tables` maps a label to a comparison."""
     if fmt == "csv":
@@ -473,7 +475,8 @@ def render(tables: dict[str, pd.DataFrame], fmt: str) -> str:
     for workload in workload_order(everything):
         groups = {}
         for label, table in tables.items():
-            rows = formatted(table[table["workload"] == workload]).drop(columns="workload").set_index("backend")
+            rows = formatted(table[table["workload"] == workload], normalize)
+            rows = rows.drop(columns="workload").set_index("backend")
             if len(tables) > 1:
                 rows = rows[[column for column in SIDE_BY_SIDE if column in rows]]
             groups[label] = rows.loc[:, (rows != "").any()]

@@ -182,9 +182,12 @@ def test_compare_of_two_machines_is_normalized_on_request(results, capsys):
     assert main(["compare", str(laptop), str(runner)]) == 2
     err = capsys.readouterr().err
     assert "different machines" in err and "--normalize numpy|matmul" in err and len(err.splitlines()) == 1
+    assert main(["compare", str(laptop), str(runner), "--normalize", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "vs numpy" in out and "time/epoch" not in out and "GFLOP/s" not in out
     assert main(["compare", str(laptop), str(runner), "--normalize", "matmul"]) == 0
     out = capsys.readouterr().out
-    assert "columns laptop/0001" in out and "time relative" in out and "time/epoch" not in out
+    assert "columns laptop/0001" in out and "time / matmul" in out and "time/epoch" not in out
     assert main(["compare", str(laptop), str(runner), "--normalize", "matmul", "--format", "csv"]) == 0
     csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
     # A machine 3x faster at everything, calibration included, is the same machine relative to its matmul.
