@@ -324,7 +324,7 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops", "of_machine",
-              "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "peak_memory_bytes",
+              "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in", "peak_memory_bytes",
               "working_set_bytes", "epoch_flops", "relative"]
 OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
             "working_set_bytes", "epoch_flops")
@@ -417,7 +417,10 @@ def significant(value: float, digits: int) -> str:
     """`value` to `digits` significant digits, never in exponent form: 1.00, 0.00970, 330."""
     if pd.isna(value):
         return ""
-    return np.format_float_positional(value, precision=digits, unique=False, fractional=False, trim="k").rstrip(".")
+    if value == 0:
+        return "0"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{round(value, decimals):.{max(decimals, 0)}f}"
 
 
 COLUMNS = """\
@@ -431,7 +434,7 @@ columns: time/epoch: median time of one training epoch over the timed rounds (ea
   first call +: how much slower the first training's call was than the median; "noise" where it was no
     slower than the slowest timed round.
   compile: only where a variant compiles: JAX's first set-up minus a later one (it compiles there),
-    torch.compile's first call minus the median (it compiles there).
+    torch.compile's first call minus the median (it compiles there; "noise" as above).
   peak MB: peak memory growth of a warm training (fresh process; noisy by some MB); working set MB: the
     parameters, gradients and activations the maths needs.
   time / matmul (--normalize matmul): time per epoch / the run's fastest matmul calibration time."""
@@ -451,7 +454,9 @@ def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame
         "% matmul": share(table["of_machine"]), "% own": share(table["of_own_matmul"]),
         "first call +": [("noise" if noise else seconds_text(v)) if pd.notna(v) else ""
                          for v, noise in zip(table["first_call_overhead_s"], table["overhead_in_noise"])],
-        "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else seconds_text(v)),
+        # torch.compile's compile time is its first call's: noise too where that call was no slower than a round.
+        "compile": [("noise" if noise and where == "run" else seconds_text(v)) if pd.notna(v) else ""
+                    for v, noise, where in zip(table["compile_s"], table["overhead_in_noise"], table["compiles_in"])],
         "peak MB": (table["peak_memory_bytes"] / 1e6).map(lambda v: significant(v, 2)),
         "working set MB": (table["working_set_bytes"] / 1e6).map(lambda v: significant(v, 2)),
     })
