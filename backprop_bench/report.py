@@ -189,13 +189,15 @@ def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
 
 
 def _matching(paths: list[Path], name: str) -> list[Path]:
-    """The run files that `name` (a number, id, file name or path) names; this machine's first when several."""
-    stem = Path(name).stem
+    """The run files that `name` (a number, 'machine/number', id, file name or path) names; this machine's
+    first when several."""
+    stem, folder, number = Path(name).stem, Path(name).parent.name, Path(name).name
     for matches in (
         [p for p in paths if p.resolve() == Path(name).resolve()] if name.endswith(".json") else [],
-        [p for p in paths if p.with_suffix("").as_posix().endswith(name.removesuffix(".json"))],
+        # Whole path components only: run 1 is not every run whose time of day ends in 1.
+        [p for p in paths if ("/" + p.with_suffix("").as_posix()).endswith("/" + name.removesuffix(".json"))],
         [p for p in paths if p.stem == stem],
-        [p for p in paths if name.isdigit() and run_number(p) == int(name)],
+        [p for p in paths if number.isdigit() and run_number(p) == int(number) and folder in ("", p.parent.name)],
     ):
         if len(matches) > 1:
             here = [p for p in matches if p.parent.name == store.machine_id(store.this_machine())]

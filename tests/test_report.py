@@ -215,3 +215,13 @@ def test_plot_of_two_runs_draws_each(results, capsys):
     for run in ("0001", "0002"):
         for figure in ("time_per_epoch", "sweep"):
             assert (results / "plots" / "box" / f"{run}_abc_2026-11-25" / f"{figure}.png").stat().st_size > 0
+
+
+def test_runs_are_named_by_number_not_by_the_digits_their_names_end_in(results, capsys):
+    for number, clock in ((1, "10:00:00"), (2, "11:00:01"), (3, "12:00:21")):  # ids end in 0, 1 and 1
+        full_run(results, number, when=f"2026-11-25T{clock}")
+        path = results / "box" / f"{number:04d}_abc_2026-11-25.json"
+        path.rename(path.with_name(f"{number:04d}_abc_2026-11-25_{clock.replace(':', '')}.json"))
+    assert main(["compare", "1", "2", "box/0003"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line] == ["0001", "0002", "0003"]
