@@ -42,6 +42,9 @@ class Backend(ABC):
     name: ClassVar[str]
     variant: ClassVar[str]
     supports: ClassVar[tuple[str, ...]] = ("cpu",)  # devices it can use where they exist
+    # Where it compiles for new shapes, if it compiles: "load" (ahead of time, untimed) or
+    # "run" (on the first timed call). The benchmarks report compile time from it.
+    compiles_in: ClassVar[str | None] = None
 
     def __init__(self, spec: ModelSpec, device: str = "cpu"):
         if reason := self.unavailable(device):

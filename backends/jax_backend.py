@@ -64,6 +64,7 @@ class JaxLoop(Backend):
     name = "jax"
     variant = "jit-loop"
     supports = ("cpu", "cuda")
+    compiles_in = "load"
 
     @classmethod
     def devices(cls) -> list[str]:

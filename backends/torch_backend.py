@@ -87,6 +87,7 @@ class TorchCompile(TorchEager):
     """The whole epoch (forward, backward by torch.func, update) compiled into one graph."""
 
     variant = "compile"
+    compiles_in = "run"  # torch.compile compiles lazily, on the first call of each shape
 
     @classmethod
     def unavailable(cls, device: str) -> str | None:

@@ -78,14 +78,21 @@ def shared_options() -> tuple[Parser, Parser]:
 
 def add_report_parsers(commands) -> None:
     results, output = shared_options()
-    p = commands.add_parser("compare", parents=[results, output], help="one saved run's backends side by side, per workload")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
+    p = commands.add_parser("compare", parents=[results, output], epilog=report.COLUMNS,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="saved runs' backends side by side, per workload, a column group per run")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
-    p.add_argument("--plot", action="store_true", help="also draw the figures, as `plot` does")
+    p.add_argument("--normalize", choices=regress.NORMALIZE,
+                   help="show each time relative to its own run's NumPy backend or matmul calibration "
+                        "(needed for runs of different machines)")
+    p.add_argument("--plot", action="store_true", help="also draw each run's figures, as `plot` does")
     p.set_defaults(run=run_compare)
-    p = commands.add_parser("plot", parents=[results], help="draw one saved run's figures under <results>/plots/")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run number, id or JSON path (default: the latest complete run)")
-    p.set_defaults(run=run_compare, plot=True, format=None, output=None)
+    p = commands.add_parser("plot", parents=[results], help="draw saved runs' figures under <results>/plots/<run>/")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run number, id or JSON path; each gets its figures (default: the latest complete run)")
+    p.set_defaults(run=run_compare, plot=True, format=None, output=None, normalize=None)
     p = commands.add_parser("check", parents=[results],
                             help="flag benchmarks that slowed significantly against a baseline run")
     p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path (required)")
@@ -138,28 +145,46 @@ def run_compare(args) -> int:
     output = Path(args.output) if args.output else None
     if output is not None:
         store.check_output(output, results, args.force)
-    if len(args.runs) > 1:
-        raise UsageError("compare shows one run; name one RUN (check compares two)")
-    frame, [run] = report.load([args.runs[0] if args.runs else None], results)
-    table = report.comparison(frame, run)
-    if table.empty:
-        raise ValueError(f"run {run} holds no training benchmarks")
-    status = frame.loc[frame["run"] == run, "status"].iloc[0]
+    frame, runs = report.load(args.runs or [None], results)
+    runs = list(dict.fromkeys(runs))
+    firsts = frame.drop_duplicates("run").set_index("run").loc[runs]
+    several_machines = firsts["machine"].nunique() > 1
+    if several_machines and args.normalize is None and args.format is not None:
+        # Absolute times of two machines side by side mix the machines' speed with the code's.
+        raise UsageError(f"the runs come from different machines ({', '.join(firsts['machine'].unique())}); "
+                         f"show each time relative to its own run with --normalize {'|'.join(regress.NORMALIZE)}")
+    tables = {}
+    for run in runs:
+        tables[report.run_label(run, several_machines)] = table = report.comparison(frame, run, args.normalize)
+        if table.empty:
+            raise ValueError(f"run {run} holds no training benchmarks")
     if args.format is not None:
-        text = report.render(table, args.format)
+        text = report.render(tables, args.format, args.normalize)
         if args.format != "csv":
-            text = f"run {run}" + (f" ({status})" if status else "") + f"\n\n{text}"
+            text = _compare_header(firsts, tables, args.normalize) + f"\n{text}"
         if output is not None:
             store.write_output(output, text)
             print(f"wrote {output}")
         else:
             print(text, end="")
-    if args.plot:
+    for run, table in zip(runs, tables.values()) if args.plot else ():
         folder = results / "plots" / Path(run).with_suffix("").name if Path(run).is_absolute() else results / "plots" / run
         store.check_writable(folder)
-        for path in plots.plot(table, run, folder):
+        for path in plots.plot(table, frame[frame["run"] == run], folder):
             print(f"wrote {path} (and .svg)")
     return 0
+
+
+def _compare_header(firsts, tables: dict, normalize: str | None) -> str:
+    """Which run is which column group, where each ran, what it lacks; and the unit of normalized times."""
+    lines = [f"run {run}" + (f" ({status})" if status else "") + f" on {machine}"
+             + (f": columns {label}" if len(tables) > 1 else "")
+             for (run, status, machine), label in zip(firsts[["status", "machine"]].itertuples(), tables)]
+    if normalize == "numpy":
+        lines.append("normalized: times only as vs numpy, each against its own run's NumPy backend")
+    elif normalize == "matmul":
+        lines.append("normalized: time / matmul is each time per epoch / its own run's fastest matmul calibration")
+    return "\n".join(lines + ["(columns: backprop-bench compare --help)"]) + "\n"
 
 
 def run_check(args) -> int:

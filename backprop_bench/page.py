@@ -50,12 +50,8 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> st
 
 
 def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
-    """report.comparison of the run, with its grid column and the spread of its rounds per epoch."""
+    """report.comparison of the run, with its grid column."""
     table = report.comparison(frame, run)
-    stats = frame[frame["run"] == run].set_index("benchmark")
-    key = table["workload"] + "[" + table["name"] + "]"
-    per_epoch = table["time_per_epoch_s"] / key.map(stats["median"])
-    table["q1_s"], table["q3_s"] = key.map(stats["q1"]) * per_epoch, key.map(stats["q3"]) * per_epoch
     table["dtype"] = table["name"].str.rsplit("-", n=1).str[1]
     table["column"] = table["name"].str.rsplit("-", n=1).str[0]
     table["machine_gflops"] = table["gflops"] / table["of_machine"]
@@ -75,12 +71,6 @@ def _how(text: str) -> str:
 def _columns(tables: dict) -> list[str]:
     names = pd.concat([t["column"] for t in tables.values()]).unique()
     return sorted(names, key=lambda c: (next((i for i, f in enumerate(FAMILIES) if c.startswith(f)), 9), c))
-
-
-def _workload_order(tables: dict) -> list[str]:
-    """Workloads from the smallest to the largest work per epoch."""
-    both = pd.concat(tables.values())
-    return list(both.groupby("workload")["epoch_flops"].max().sort_values(na_position="first").index)
 
 
 def _colours(tables: dict) -> dict:
@@ -127,7 +117,7 @@ def _overview(tables: dict, machines: pd.Series) -> str:
         columns = _columns({run: table})
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         rows = []
-        for workload in _workload_order({run: table}):
+        for workload in report.workload_order(table):
             group = table[table["workload"] == workload]
             cells = group.set_index("column")
             fastest = cells["time_per_epoch_s"].idxmin()
@@ -168,7 +158,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
     import plotly.graph_objects as go
 
     parts = []
-    workloads = _workload_order(tables)
+    workloads = report.workload_order(pd.concat(tables.values()))
     for workload in workloads:
         fig = go.Figure()
         tables_html = []
@@ -194,12 +184,14 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
         else:
             fig.update_xaxes(type="log", title="median time per epoch (log scale; left is faster)",
                              exponentformat="SI", ticksuffix="s")
-        fig.update_layout(title=dict(text=workload, x=0), showlegend=len(tables) > 1)
+        fig.update_layout(title=dict(text=report.workload_heading(pd.concat(tables.values()), workload), x=0),
+                          showlegend=len(tables) > 1)
         parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 130 + 30 * len(fig.data[0].y))}'
                      f'<div class="scroll">{"".join(tables_html)}</div></div>')
     return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
-                 "The table beside it adds the same spread, compile time (first call minus a steady one), "
+                 "The table beside it adds the same spread, compile time (only where a variant compiles), the first "
+                 "call's extra time, "
                  "GFLOP/s and the share of the machine's and of the framework's own matmul rate.")
             + "\n".join(parts))
 

@@ -21,9 +21,10 @@ from backprop_bench import store
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
 VERDICTS = ("regression", "improvement", "same", "inconclusive")
 # extra_info keys the readers compute with, and the types they must have.
-NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "compile_s", "peak_memory_bytes",
+NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
+           "compile_s", "peak_memory_bytes",
            "working_set_bytes", "samples", "flops", "lr", "final_loss")
-TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init")
+TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in")
 
 
 class SkippedRun(UserWarning):
@@ -188,13 +189,15 @@ def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
 
 
 def _matching(paths: list[Path], name: str) -> list[Path]:
-    """The run files that `name` (a number, id, file name or path) names; this machine's first when several."""
-    stem = Path(name).stem
+    """The run files that `name` (a number, 'machine/number', id, file name or path) names; this machine's
+    first when several."""
+    stem, folder, number = Path(name).stem, Path(name).parent.name, Path(name).name
     for matches in (
         [p for p in paths if p.resolve() == Path(name).resolve()] if name.endswith(".json") else [],
+        # Whole path components only: run 1 is not every run whose time of day ends in 1.
         [p for p in paths if ("/" + p.with_suffix("").as_posix()).endswith("/" + name.removesuffix(".json"))],
         [p for p in paths if p.stem == stem],
-        [p for p in paths if name.isdigit() and run_number(p) == int(name)],
+        [p for p in paths if number.isdigit() and run_number(p) == int(number) and folder in ("", p.parent.name)],
     ):
         if len(matches) > 1:
             here = [p for p in matches if p.parent.name == store.machine_id(store.this_machine())]
@@ -210,6 +213,14 @@ def run_number(path: Path) -> int | None:
     """NNNN of a run file named NNNN_..., else None."""
     match = store.RUN_NAME.match(path.name)
     return int(match[1]) if match else None
+
+
+def run_label(run: str, with_machine: bool = False) -> str:
+    """A short name for a run: its number ('0003'; 'box/0003' with its machine folder), else its file's stem."""
+    path = Path(run)
+    number = run_number(path.with_suffix(".json"))
+    short = f"{number:04d}" if number is not None else path.stem
+    return f"{path.parent.name}/{short}" if with_machine and number is not None else short
 
 
 def _describe(paths: list[Path]) -> str:
@@ -314,33 +325,86 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
-COMPARISON = ["workload", "name", "time_per_epoch_s", "vs_numpy", "gflops", "of_machine", "of_own_matmul", "compile_s",
-              "peak_memory_bytes", "working_set_bytes", "epoch_flops"]
+COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops", "of_machine",
+              "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in", "peak_memory_bytes",
+              "working_set_bytes", "epoch_flops", "relative"]
+OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
+            "working_set_bytes", "epoch_flops")
 
 
-def comparison(frame: pd.DataFrame, run: str) -> pd.DataFrame:
-    """One run's training benchmarks side by side: per workload, every backend and variant."""
+def workload_order(table: pd.DataFrame) -> list[str]:
+    """Workloads from the least to the most work per epoch (FLOPs), ties by name."""
+    work = table.groupby("workload")["epoch_flops"].max().fillna(0)
+    return sorted(work.index, key=lambda workload: (work[workload], workload))
+
+
+def workload_heading(table: pd.DataFrame, workload: str) -> str:
+    """The workload's name and what it is: 'mlp-256x64: 16-64-64-1 tanh bias float32, 256 samples, 200 epochs'."""
+    architecture = table.loc[table["workload"] == workload, "architecture"].iloc[0]
+    return workload if architecture == workload else f"{workload}: {architecture}"
+
+
+def _first_call(bench: pd.DataFrame) -> pd.DataFrame:
+    """Compile time where a variant compiles, and the rest of what its first call costs beyond a steady one.
+
+    A backend that compiles on load (JAX) compiles in the first set-up: its compile time is
+    that set-up minus a later one. torch.compile compiles in the first call, so its compile
+    time is that call minus the median, and holds any other first-call cost too. Every other
+    first call minus the median is first-call overhead (allocation, thread pools, caches);
+    where the first call was no slower than the slowest timed round, it is within the noise.
+    """
+    overhead = bench["first_call_s"] - bench["median"]
+    compiles_in = bench["compiles_in"]
+    compile_s = (bench["first_setup_s"] - bench["setup_s"]).where(compiles_in == "load")
+    return pd.DataFrame({
+        "compile_s": compile_s.fillna(overhead.where(compiles_in == "run")).clip(lower=0),
+        "first_call_overhead_s": overhead.where(compiles_in != "run").clip(lower=0),
+        "overhead_in_noise": bench["first_call_s"] <= bench["max"],
+    })
+
+
+def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> pd.DataFrame:
+    """One run's training benchmarks side by side: per workload (by size), every backend and variant.
+
+    q1_s and q3_s are the 25th and 75th percentiles of the timed rounds, per epoch.
+
+    `relative` is each time per epoch divided by the same run's NumPy backend's on the
+    workload (normalize="numpy") or by its fastest matmul calibration ("matmul").
+    """
     rows = frame[frame["run"] == run]
     matmul = calibration_rows(rows)
-    machine_gflops = matmul["gflops"].max() if "gflops" in matmul and len(matmul) else np.nan
     bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
     if bench.empty:  # calibrations only: nothing to compare
         return pd.DataFrame(columns=COMPARISON)
-    bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
-    numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
-    bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
-    for column in ("gflops", "compile_s", "peak_memory_bytes", "working_set_bytes", "epoch_flops"):
+    for column in OPTIONAL:
         if column not in bench:
             bench[column] = np.nan
-    bench["of_machine"] = bench["gflops"] / machine_gflops
-    # The same against the backend's own framework's matmul: what its BLAS or compiler allows.
-    # Its best size counts: a GPU run calibrates at the CPU sweep's sizes and at the GPU's own.
-    own = matmul.groupby(["backend", "device"])["gflops"].max() if len(matmul) else pd.Series(dtype=float)
-    bench["of_own_matmul"] = [gflops / own.get((backend, device), np.nan)
-                              for gflops, backend, device in zip(bench["gflops"], bench["backend"], bench["device"])]
+    bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
+    bench["q1_s"], bench["q3_s"] = bench["q1"] / bench["epochs"], bench["q3"] / bench["epochs"]  # the rounds' spread
+    numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
+    bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
+    # Shares of a matmul rate only against a calibration of the same dtype: the calibration is
+    # float32, and a float64 workload's rate is no fraction of it.
+    best = matmul.groupby("dtype")["gflops"].max() if len(matmul) else pd.Series(dtype=float)
+    # Each framework's best size counts: a GPU run calibrates at the CPU sweep's sizes and at the GPU's own.
+    own = matmul.groupby(["backend", "device", "dtype"])["gflops"].max() if len(matmul) else pd.Series(dtype=float)
+    bench["of_machine"] = bench["gflops"] / bench["dtype"].map(best)
+    bench["of_own_matmul"] = [gflops / own.get(tuple(key), np.nan) for gflops, *key
+                              in zip(bench["gflops"], bench["backend"], bench["device"], bench["dtype"])]
+    bench = bench.assign(**dict(_first_call(bench).items()))
+    if normalize == "numpy":
+        bench["relative"] = 1 / bench["vs_numpy"]
+    elif normalize == "matmul":
+        if matmul.empty:
+            raise ValueError(f"run {run} has no matmul calibration to normalize by")
+        bench["relative"] = bench["time_per_epoch_s"] / matmul["median"].min()
+    else:
+        bench["relative"] = np.nan
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    table = bench[COMPARISON]
-    return table.sort_values(["workload", "time_per_epoch_s"]).reset_index(drop=True)
+    bench["architecture"] = [group.removeprefix(f"{workload}: ") for group, workload in zip(bench["group"], bench["workload"])]
+    order = {workload: i for i, workload in enumerate(workload_order(bench))}
+    bench = bench.sort_values(["time_per_epoch_s"]).sort_values("workload", key=lambda w: w.map(order), kind="stable")
+    return bench[COMPARISON].reset_index(drop=True)
 
 
 def seconds_text(value: float) -> str:
@@ -352,23 +416,58 @@ def seconds_text(value: float) -> str:
     return f"{value / 1e-9:.3g} ns"
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Human units: time per epoch, x faster than NumPy, GFLOP/s, % of the machine's and of the
-    framework's own matmul rate, MB."""
-    def fmt(values, spec):
-        return values.map(lambda v: "" if pd.isna(v) else format(v, spec))
+def significant(value: float, digits: int) -> str:
+    """`value` to `digits` significant digits, never in exponent form: 1.00, 0.00970, 330."""
+    if pd.isna(value):
+        return ""
+    if value == 0:
+        return "0"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{round(value, decimals):.{max(decimals, 0)}f}"
 
-    return pd.DataFrame({
+
+COLUMNS = """\
+columns: time/epoch: median time of one training epoch over the timed rounds (each a whole training).
+  vs numpy: the NumPy backend's time / this one's, same run and workload (2.00x = twice as fast).
+  GFLOP/s: FLOPs of the matrix products (forward and backward) per second.
+  % matmul: that rate as a share of the machine's fastest float32 matmul calibration in the same run;
+    % own: of the backend's own framework's matmul. Blank for float64 workloads (the calibration is
+    float32). Above 100 (marked !): faster than the calibration, which ran at another moment: the
+    machine's speed changed in between (a shared machine drifts 2x), so that run's shares are unreliable.
+  first call +: how much slower the first training's call was than the median; "noise" where it was no
+    slower than the slowest timed round.
+  compile: only where a variant compiles: JAX's first set-up minus a later one (it compiles there),
+    torch.compile's first call minus the median (it compiles there; "noise" as above).
+  peak MB: peak memory growth of a warm training (fresh process; noisy by some MB); working set MB: the
+    parameters, gradients and activations the maths needs.
+  time / matmul (--normalize matmul): time per epoch / the run's fastest matmul calibration time."""
+
+
+def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame:
+    """Human units at the precision the measurement carries; COLUMNS explains each. Normalized
+    (the table from comparison(..., normalize)), only what does not depend on the machine's speed."""
+    def share(values):
+        return values.map(lambda v: "" if pd.isna(v) else significant(v * 100, 2) + ("!" if v > 1 else ""))
+
+    shown = pd.DataFrame({
         "workload": table["workload"], "backend": table["name"],
         "time/epoch": table["time_per_epoch_s"].map(seconds_text),
-        "vs numpy": fmt(table["vs_numpy"], ".2f").map(lambda text: text and text + "x"),
-        "GFLOP/s": fmt(table["gflops"], ".1f"),
-        "% matmul": fmt(table["of_machine"] * 100, ".0f"),
-        "% own matmul": fmt(table["of_own_matmul"] * 100, ".0f"),
-        "compile": table["compile_s"].map(lambda v: "" if pd.isna(v) else seconds_text(v)),
-        "peak MB": fmt(table["peak_memory_bytes"] / 1e6, ".0f"),
-        "working set MB": fmt(table["working_set_bytes"] / 1e6, ".0f"),
+        "vs numpy": table["vs_numpy"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
+        "GFLOP/s": table["gflops"].map(lambda v: significant(v, 3)),
+        "% matmul": share(table["of_machine"]), "% own": share(table["of_own_matmul"]),
+        "first call +": [("noise" if noise else seconds_text(v)) if pd.notna(v) else ""
+                         for v, noise in zip(table["first_call_overhead_s"], table["overhead_in_noise"])],
+        # torch.compile's compile time is its first call's: noise too where that call was no slower than a round.
+        "compile": [("noise" if noise and where == "run" else seconds_text(v)) if pd.notna(v) else ""
+                    for v, noise, where in zip(table["compile_s"], table["overhead_in_noise"], table["compiles_in"])],
+        "peak MB": (table["peak_memory_bytes"] / 1e6).map(lambda v: significant(v, 2)),
+        "working set MB": (table["working_set_bytes"] / 1e6).map(lambda v: significant(v, 2)),
     })
+    if normalize:
+        shown = shown.drop(columns=["time/epoch", "GFLOP/s", "first call +", "compile"])
+    if normalize == "matmul":  # relative to NumPy, "vs numpy" says it already
+        shown.insert(2, "time / matmul", table["relative"].map(lambda v: significant(v, 3)))
+    return shown
 
 
 def markdown(rows: pd.DataFrame) -> str:
@@ -377,16 +476,31 @@ def markdown(rows: pd.DataFrame) -> str:
     return "\n".join([header] + ["| " + " | ".join(map(str, r)) + " |" for r in rows.itertuples(index=False)])
 
 
-def render(table: pd.DataFrame, fmt: str) -> str:
-    """The comparison as text: one block per workload (table, markdown) or one CSV."""
+SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "% matmul", "compile"]  # per run, where several are shown
+
+
+def render(tables: dict[str, pd.DataFrame], fmt: str, normalize: str | None = None) -> str:
+    """Runs' comparisons as text: one block per workload, with a column group per run where there
+    are several (table, markdown), or one CSV with a `run` column. `tables` maps a label to a comparison."""
     if fmt == "csv":
-        return table.to_csv(index=False)
-    shown = formatted(table)
+        return pd.concat(tables, names=["run"]).reset_index(level=0).to_csv(index=False)
+    everything = pd.concat(tables.values())
     blocks = []
-    for workload, rows in shown.groupby("workload", sort=False):
-        rows = rows.drop(columns="workload").loc[:, lambda d: (d != "").any()]
+    for workload in workload_order(everything):
+        groups = {}
+        for label, table in tables.items():
+            rows = formatted(table[table["workload"] == workload], normalize)
+            rows = rows.drop(columns="workload").set_index("backend")
+            if len(tables) > 1:
+                rows = rows[[column for column in SIDE_BY_SIDE if column in rows]]
+            groups[label] = rows.loc[:, (rows != "").any()]
+        backends = list(dict.fromkeys(name for rows in groups.values() for name in rows.index))  # first run's order
+        side = pd.concat(groups, axis=1).reindex(backends).fillna("-") if len(groups) > 1 else groups[label]
+        side = side.reset_index()
+        heading = workload_heading(everything, workload)
         if fmt == "markdown":
-            blocks.append(f"### {workload}\n\n{markdown(rows)}")
+            names = [" ".join(c).strip() if isinstance(c, tuple) else c for c in side.columns]
+            blocks.append(f"### {heading}\n\n{markdown(side.set_axis(names, axis=1))}")
         else:
-            blocks.append(f"{workload}\n{rows.to_string(index=False)}")
+            blocks.append(f"{heading}\n{side.to_string(index=False)}")
     return "\n\n".join(blocks) + "\n"

@@ -40,6 +40,12 @@ class Training:
         """The timed call: every epoch, returning when the work is done."""
         return self.trainer.run(loaded)
 
+    def time_setup(self) -> float:
+        """Seconds of one untimed set-up; the first includes compiling where a backend compiles on load (JAX)."""
+        start = time.perf_counter()
+        self.fresh()
+        return time.perf_counter() - start
+
     def time_once(self) -> tuple[float, Any]:
         """Seconds of one training from fresh parameters (set-up not timed), and what it trained."""
         loaded = self.fresh()

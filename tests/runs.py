@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 
 SWEEP = {"mlp-256x64": 2e6, "mlp-1024x256": 1e8, "mlp-4096x1024": 2e10}  # workload: FLOPs per epoch
+GROUPS = {"seed-affine": "seed-affine: 1-1-1 identity bias float64, 10 samples, 1000 epochs",
+          "mlp-256x64": "mlp-256x64: 16-64-64-1 tanh bias float32, 256 samples, 200 epochs",
+          "mlp-1024x256": "mlp-1024x256: 64-256-256-16 tanh bias float32, 1024 samples, 50 epochs",
+          "mlp-4096x1024": "mlp-4096x1024: 512-1024-1024-512 tanh bias float32, 4096 samples, 4 epochs"}
 BENCHMARKS = ["seed-affine[numpy-handwritten-cpu-float64]", "seed-affine[jax-jit-loop-cpu-float64]",
               "seed-affine[torch-eager-cpu-float64]"]
 CASES = ["numpy-handwritten-cpu", "torch-eager-cpu", "jax-jit-loop-cpu", "jax-jit-step-cpu"]
@@ -27,7 +31,7 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
         data = list(map(float, data))
         q1, median, q3 = np.percentile(data, [25, 50, 75])
         benchmarks.append({
-            "group": workload, "name": name, "fullname": f"bench::{name}",
+            "group": GROUPS.get(workload, workload), "name": name, "fullname": f"bench::{name}",
             "stats": {"median": float(median), "mean": float(np.mean(data)), "min": min(data), "max": max(data),
                       "stddev": float(np.std(data)), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
                       "rounds": len(data), "total": float(np.sum(data)), "data": data},
@@ -38,7 +42,8 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
     for framework, seconds in (calibration or {}).items():  # a 1 GFLOP matmul per framework
         benchmarks.append({"group": "calibration", "name": f"matmul[{framework}-cpu-float32]", "stats": {
             "median": seconds, "data": [seconds] * 5, "rounds": 5},
-            "extra_info": {"calibration": True, "backend": framework, "device": "cpu", "gflops": 1.0 / seconds}})
+            "extra_info": {"calibration": True, "backend": framework, "device": "cpu", "dtype": "float32",
+                           "gflops": 1.0 / seconds}})
     path = Path(results) / node / f"{number:04d}_abc_{when[:10]}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     suite = setup or {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0", "jax": "0.10.2", "env": {}}
@@ -65,7 +70,9 @@ def full_run(results, number, node="box", when="2026-11-25T10:00:00", speed=1.0,
         for j, (workload, flops) in enumerate(SWEEP.items()):
             name = f"{workload}[{case}-float32]"
             timings[name] = draws(number * 100 + 10 * j + i, flops * 1000 / 50e9 * (1 + i / 4) / speed, rounds)
-            extra[name] = {"epoch_flops": flops, "gflops": 50 * speed / (1 + i / 4), "compile_s": 0.1 * i,
+            median = float(np.median(timings[name]))
+            extra[name] = {"epoch_flops": flops, "gflops": 50 * speed / (1 + i / 4), "first_call_s": median * 1.5,
+                           "first_setup_s": 0.1 * i, "setup_s": 0.01, "compiles_in": "load" if "jax" in case else None,
                            "working_set_bytes": flops / 100, "peak_memory_bytes": flops / 100 * (1 + i)}
     return write_run(results, number, timings, node=node, when=when, extra=extra,
                      calibration={"numpy": 1 / (80 * speed), "torch": 1 / (100 * speed)})

@@ -1,10 +1,13 @@
 """compare and check on result files the tests write themselves: no timing is asserted anywhere."""
 
+import io
+
+import pandas as pd
 import pytest
 
 from backprop_bench import report
 from backprop_bench.cli import main
-from tests.runs import BENCHMARKS, draws, write_run
+from tests.runs import BENCHMARKS, GROUPS, draws, full_run, write_run
 
 @pytest.fixture(autouse=True)
 def results(tmp_path, monkeypatch):
@@ -108,15 +111,117 @@ def test_unknown_run_and_disjoint_runs(results, capsys):
 
 
 def test_comparison_numbers_by_hand(results, capsys):
-    write_run(results, 1, {BENCHMARKS[0]: [4e-3] * 5, BENCHMARKS[1]: [1e-3] * 5},
-              calibration={"numpy": 0.5, "jax": 1.0})
+    numpy, jax = "mlp-256x64[numpy-handwritten-cpu-float32]", "mlp-256x64[jax-jit-loop-cpu-float32]"
+    write_run(results, 1, {numpy: [4e-3] * 5, jax: [1e-3] * 5}, calibration={"numpy": 0.5, "jax": 1.0})
     table = report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25")
-    jax = table[table["name"] == "jax-jit-loop-cpu-float64"].iloc[0]
-    assert jax["time_per_epoch_s"] == pytest.approx(1e-6)          # 1 ms / 1000 epochs
-    assert jax["vs_numpy"] == pytest.approx(4.0)                   # 4 ms / 1 ms
-    assert jax["gflops"] == pytest.approx(80 * 1000 / 1e-3 / 1e9)  # 80 FLOPs x 1000 epochs in 1 ms
-    assert jax["of_machine"] == pytest.approx(jax["gflops"] / 2.0)  # machine: the best, 1 / 0.5 s = 2 GFLOP/s
-    assert jax["of_own_matmul"] == pytest.approx(jax["gflops"] / 1.0)  # jax's own: 1 / 1.0 s
-    for fmt, marker in [("table", "4.00x"), ("markdown", "| jax-jit-loop-cpu-float64 |"), ("csv", "vs_numpy")]:
+    row = table[table["name"] == "jax-jit-loop-cpu-float32"].iloc[0]
+    assert row["time_per_epoch_s"] == pytest.approx(1e-6)          # 1 ms / 1000 epochs
+    assert row["vs_numpy"] == pytest.approx(4.0)                   # 4 ms / 1 ms
+    assert row["gflops"] == pytest.approx(80 * 1000 / 1e-3 / 1e9)  # 80 FLOPs x 1000 epochs in 1 ms
+    assert row["of_machine"] == pytest.approx(row["gflops"] / 2.0)  # machine: the best, 1 / 0.5 s = 2 GFLOP/s
+    assert row["of_own_matmul"] == pytest.approx(row["gflops"] / 1.0)  # jax's own: 1 / 1.0 s
+    for fmt, marker in [("table", "4.00x"), ("markdown", "| jax-jit-loop-cpu-float32 |"), ("csv", "vs_numpy")]:
         assert main(["compare", "--format", fmt]) == 0
         assert marker in capsys.readouterr().out
+
+
+def test_first_call_and_compile_where_each_happens(results):
+    rounds = [1.0, 1.0, 1.1, 1.2, 1.0]  # median 1 s, slowest 1.2 s
+    names = {"numpy": "seed-affine[numpy-handwritten-cpu-float64]", "eager": "seed-affine[torch-eager-cpu-float64]",
+             "jax": "seed-affine[jax-jit-loop-cpu-float64]", "compile": "seed-affine[torch-compile-cpu-float64]"}
+    extra = {names["numpy"]: {"first_call_s": 1.1},  # no slower than a timed round: noise
+             names["eager"]: {"first_call_s": 1.5},
+             names["jax"]: {"first_call_s": 1.3, "first_setup_s": 2.5, "setup_s": 0.5, "compiles_in": "load"},
+             names["compile"]: {"first_call_s": 9.0, "compiles_in": "run"}}
+    write_run(results, 1, {name: rounds for name in names.values()}, extra=extra)
+    table = report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25").set_index("name")
+    row = {key: table.loc[name.split("[")[1].rstrip("]")] for key, name in names.items()}
+    assert row["numpy"]["overhead_in_noise"] and pd.isna(row["numpy"]["compile_s"])
+    assert row["eager"]["first_call_overhead_s"] == pytest.approx(0.5) and pd.isna(row["eager"]["compile_s"])
+    assert row["jax"]["compile_s"] == pytest.approx(2.0) and row["jax"]["first_call_overhead_s"] == pytest.approx(0.3)
+    assert row["compile"]["compile_s"] == pytest.approx(8.0) and pd.isna(row["compile"]["first_call_overhead_s"])
+    shown = report.formatted(table.reset_index()).set_index("backend")
+    assert shown.loc["numpy-handwritten-cpu-float64", "first call +"] == "noise"
+    assert shown.loc["torch-compile-cpu-float64", ["first call +", "compile"]].tolist() == ["", "8 s"]
+    extra[names["compile"]]["first_call_s"] = 1.2  # a first call no slower than a round: no compile to see
+    write_run(results, 2, {name: rounds for name in names.values()}, extra=extra)
+    table = report.comparison(report.load_runs(results=results), "box/0002_abc_2026-11-25")
+    assert report.formatted(table).set_index("backend").loc["torch-compile-cpu-float64", "compile"] == "noise"
+
+
+def test_each_number_at_the_precision_that_shows_it(results):
+    tiny = "seed-affine[numpy-handwritten-cpu-float64]"
+    small, fast = "mlp-256x64[numpy-handwritten-cpu-float32]", "mlp-256x64[jax-jit-loop-cpu-float32]"
+    write_run(results, 1, {tiny: [1e-2] * 5, small: [1e-2] * 5, fast: [1e-3] * 5}, calibration={"jax": 0.02},
+              extra={small: {"peak_memory_bytes": 221184, "working_set_bytes": 174600},
+                     fast: {"gflops": 80.0, "epoch_flops": 2e6}})
+    shown = report.formatted(report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25"))
+    shown = shown.set_index("backend")
+    f64, f32 = shown.loc["numpy-handwritten-cpu-float64"], shown.loc["numpy-handwritten-cpu-float32"]
+    assert f64["GFLOP/s"] == "0.00800"            # 80 FLOPs x 1000 epochs in 10 ms, not "0.0"
+    assert f64["% matmul"] == f64["% own"] == ""  # float64 is no share of a float32 calibration
+    assert (f32["peak MB"], f32["working set MB"]) == ("0.22", "0.17")
+    assert shown.loc["jax-jit-loop-cpu-float32", "% own"] == "160!"  # 80 GFLOP/s against jax's 50: flagged
+
+
+def test_compare_shows_runs_side_by_side_sorted_by_size(results, capsys):
+    full_run(results, 1)
+    full_run(results, 2, when="2026-11-25T11:00:00", speed=2.0)
+    assert main(["compare", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "run box/0001_abc_2026-11-25 on box (, ? cores): columns 0001" in out and "columns 0002" in out
+    headings = [line for line in out.splitlines() if line.startswith(("seed-", "mlp-"))]
+    assert headings == list(GROUPS.values())  # smallest work first, architecture shown
+    block = out.split(GROUPS["mlp-4096x1024"])[1]
+    assert block.splitlines()[1].split() == ["backend", "0001", "0002"]  # one column group per run
+    assert main(["compare", "1", "2", "--format", "csv"]) == 0
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    one, two = (csv[csv["run"] == label].set_index("name")["time_per_epoch_s"] for label in ("0001", "0002"))
+    assert (one / two).round(6).eq(2.0).all()  # run 2 is the same suite, twice as fast
+
+
+def test_compare_of_two_machines_is_normalized_on_request(results, capsys):
+    laptop, runner = full_run(results, 1, node="laptop"), full_run(results, 1, node="runner", speed=3.0)
+    err = capsys.readouterr().err
+    assert main(["compare", str(laptop), str(runner)]) == 2
+    err = capsys.readouterr().err
+    assert "different machines" in err and "--normalize numpy|matmul" in err and len(err.splitlines()) == 1
+    assert main(["compare", str(laptop), str(runner), "--normalize", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "vs numpy" in out and "time/epoch" not in out and "GFLOP/s" not in out
+    assert main(["compare", str(laptop), str(runner), "--normalize", "matmul"]) == 0
+    out = capsys.readouterr().out
+    assert "columns laptop/0001" in out and "time / matmul" in out and "time/epoch" not in out
+    assert main(["compare", str(laptop), str(runner), "--normalize", "matmul", "--format", "csv"]) == 0
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    # A machine 3x faster at everything, calibration included, is the same machine relative to its matmul.
+    one, two = (csv[csv["run"] == label].set_index("name")["relative"] for label in ("laptop/0001", "runner/0001"))
+    assert (one / two).round(6).eq(1.0).all()
+
+
+def test_columns_are_explained_in_help(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["compare", "--help"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    for column in ("time/epoch:", "vs numpy:", "GFLOP/s:", "% matmul:", "first call +:", "compile:", "peak MB:"):
+        assert column in out
+
+
+def test_plot_of_two_runs_draws_each(results, capsys):
+    full_run(results, 1)
+    full_run(results, 2, when="2026-11-25T11:00:00")
+    assert main(["plot", "1", "2"]) == 0
+    for run in ("0001", "0002"):
+        for figure in ("time_per_epoch", "sweep"):
+            assert (results / "plots" / "box" / f"{run}_abc_2026-11-25" / f"{figure}.png").stat().st_size > 0
+
+
+def test_runs_are_named_by_number_not_by_the_digits_their_names_end_in(results, capsys):
+    for number, clock in ((1, "10:00:00"), (2, "11:00:01"), (3, "12:00:21")):  # ids end in 0, 1 and 1
+        full_run(results, number, when=f"2026-11-25T{clock}")
+        path = results / "box" / f"{number:04d}_abc_2026-11-25.json"
+        path.rename(path.with_name(f"{number:04d}_abc_2026-11-25_{clock.replace(':', '')}.json"))
+    assert main(["compare", "1", "2", "box/0003"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line] == ["0001", "0002", "0003"]
