@@ -184,9 +184,11 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
         else:
             fig.update_xaxes(type="log", title="median time per epoch (log scale; left is faster)",
                              exponentformat="SI", ticksuffix="s")
-        fig.update_layout(title=dict(text=report.workload_heading(pd.concat(tables.values()), workload), x=0),
-                          showlegend=len(tables) > 1)
-        parts.append(f'<div class="pair">{_figure(fig, "workload-" + workload, 130 + 30 * len(fig.data[0].y))}'
+        fig.update_layout(showlegend=len(tables) > 1)
+        # The heading in the page, not in the figure, where plotly's toolbar would sit on top of it.
+        heading = html.escape(report.workload_heading(pd.concat(tables.values()), workload))
+        parts.append(f'<h3>{heading}</h3><div class="pair">'
+                     f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}'
                      f'<div class="scroll">{"".join(tables_html)}</div></div>')
     return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "

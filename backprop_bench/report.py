@@ -301,13 +301,19 @@ def load_comparisons(results: Path) -> pd.DataFrame:
     return frame
 
 
+def _side_label(side: dict) -> str:
+    """'HEAD (c6e72cfa8739)', or 'working tree' alone where the label already says what it is."""
+    commit = str(side["commit"])
+    return side["label"] if commit == side["label"] else f"{side['label']} ({commit[:12]})"
+
+
 def _comparison_rows(path: Path, record) -> list[dict]:
     if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
         raise ValueError("not a backprop-bench ab record")
     sides = {side: record[side] for side in ("baseline", "candidate")}
     head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
             "machine": store.machine_label(store.machine_of(record["machine_info"])), "threshold": float(record["threshold"]),
-            **{side: f"{info['label']} ({str(info['commit'])[:12]})" for side, info in sides.items()}}
+            **{side: _side_label(info) for side, info in sides.items()}}
     rows = []
     for bench in record["benchmarks"]:
         if bench["verdict"] not in VERDICTS:
