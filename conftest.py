@@ -14,6 +14,7 @@ as such by compare and check. A run of a selection (-k, -m, node ids) is marked 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
+    session.config._backprop_bench_started = time.monotonic()
     bench = getattr(session.config, "_benchmarksession", None)
     if bench is not None and type(bench.storage) is FileStorage:
         bench.storage = RunStorage(bench.storage.path, bench.storage.logger, store.machine_id(store.this_machine()))
@@ -84,7 +86,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     items = [item for item in getattr(config, "_backprop_bench_items", [])
              if "benchmark" in item.fixturenames and not item.get_closest_marker("skip")]  # those meant to run
     exit_code = getattr(config, "_backprop_bench_exit", 0)
-    status = {"complete": exit_code == 0, "collected": len(items), "ran": len(benchmarks)}
+    status = {"complete": exit_code == 0, "collected": len(items), "ran": len(benchmarks),
+              "wall_s": round(time.monotonic() - config._backprop_bench_started, 1)}
     if exit_code:
         status["why"] = EXIT_REASONS.get(exit_code, f"pytest exit status {exit_code}")
     selection = [f"-k {config.option.keyword}"] if config.option.keyword else []

@@ -82,13 +82,14 @@ def _colours(tables: dict) -> dict:
 
 
 def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalized: bool) -> str:
-    """One column per run: machine, hardware, versions and settings, commit, date, time in timed rounds."""
+    """One column per run: machine, hardware, versions and settings, commit, date, wall time, time in timed rounds."""
     firsts = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")
     totals = frame[frame["run"].isin(runs)].groupby("run")["total"].sum(min_count=1)
     fields = {run: {"machine": machines[run], **firsts.at[run, "hardware"], **firsts.at[run, "setup"],
                     "commit": firsts.at[run, "commit"] or "?",
                     "saved": firsts.at[run, "datetime"].strftime("%Y-%m-%d %H:%M UTC")
                     if pd.notna(firsts.at[run, "datetime"]) else "?",
+                    "wall time": seconds_text(firsts.at[run, "wall_s"]) if pd.notna(firsts.at[run, "wall_s"]) else "?",
                     "timed rounds": seconds_text(totals.get(run, np.nan)) or "?"} for run in runs}
     keys = list(dict.fromkeys(key for values in fields.values() for key in values))
     head = "".join(f"<th>{html.escape(_label(run, machines, several=False))}</th>" for run in runs)
@@ -100,8 +101,8 @@ def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalize
             "own run; each run's tables keep its own absolute times.</p>\n") if normalized else ""
     return (_how("where and how the timings were made. Settings that change speed without changing code are "
                  "listed: framework versions, NumPy's BLAS, thread counts, $ environment variables. "
-                 "'timed rounds' adds up the steady-state rounds only; compiling, first calls and memory "
-                 "probes come on top.")
+                 "'wall time' is the whole `pytest --benchmark-only` (runs saved before it was recorded show ?); "
+                 "'timed rounds' adds up the steady-state rounds only.")
             + note + f'<table class="facts"><tr><th></th>{head}</tr>{rows}</table>\n')
 
 

@@ -69,6 +69,8 @@ def validate(run) -> None:
     _expect(run, "commit_info", dict, "run")
     _expect(run, "benchmarks", list, "run", required=True)
     _expect(run, "backprop_bench_run", dict, "run")
+    if not _is_number((run.get("backprop_bench_run") or {}).get("wall_s", 0)):
+        raise ValueError("backprop_bench_run.wall_s is not a number")
     info = run["machine_info"]
     for key in ("cpu", "backprop_bench"):
         _expect(info, key, dict, "machine_info")
@@ -157,7 +159,7 @@ def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> p
             "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
             "hardware": _hardware(run["machine_info"]),
             "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
-            "status": run_status(run),
+            "status": run_status(run), "wall_s": (run.get("backprop_bench_run") or {}).get("wall_s"),
         }
         for bench in run["benchmarks"]:
             stats = bench["stats"]

@@ -59,7 +59,7 @@ def draws(seed, median, rounds=40, noise=0.02):
     return median * np.exp(np.random.default_rng(seed).normal(0, noise, rounds))
 
 
-def full_run(results, number, node="box", when="2026-11-25T10:00:00", speed=1.0, rounds=40):
+def full_run(results, number, node="box", when="2026-11-25T10:00:00", speed=1.0, rounds=40, status=None):
     """A run like `make bench` saves: the notebook preset and the size sweep for every case, and calibration.
 
     `speed` scales every time (a faster or slower machine); each case has its own constant factor.
@@ -74,7 +74,7 @@ def full_run(results, number, node="box", when="2026-11-25T10:00:00", speed=1.0,
             extra[name] = {"epoch_flops": flops, "gflops": 50 * speed / (1 + i / 4), "first_call_s": median * 1.5,
                            "first_setup_s": 0.1 * i, "setup_s": 0.01, "compiles_in": "load" if "jax" in case else None,
                            "working_set_bytes": flops / 100, "peak_memory_bytes": flops / 100 * (1 + i)}
-    return write_run(results, number, timings, node=node, when=when, extra=extra,
+    return write_run(results, number, timings, node=node, when=when, extra=extra, status=status,
                      calibration={"numpy": 1 / (80 * speed), "torch": 1 / (100 * speed)})
 
 

@@ -34,7 +34,7 @@ def browser(tmp_path):
 
 def test_page_in_a_browser(results, tmp_path, browser, capsys):
     for number, day in enumerate(("24", "25", "26"), 1):
-        full_run(results, number, when=f"2026-11-{day}T10:00:00")
+        full_run(results, number, when=f"2026-11-{day}T10:00:00", status={"complete": True, "wall_s": 61.5 + number})
     write_ab(results, "one", [("seed-affine[jax-jit-loop-cpu-float64]", 1.2, "regression")])
     assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
     assert "wrote" in capsys.readouterr().out
@@ -45,6 +45,7 @@ def test_page_in_a_browser(results, tmp_path, browser, capsys):
         for section in page.SECTIONS:
             assert tab.locator(f"section#{section} h2").count() == 1, section
             assert tab.locator(f"section#{section} p.how").count() >= 1, section
+        assert tab.locator("section#run tr", has_text="wall time").inner_text().split() == ["wall", "time", "64.5", "s"]
         cells = tab.locator("#overview td.cell")
         assert cells.count() == len(expected)
         shown = {(cells.nth(i).get_attribute("data-workload"), cells.nth(i).get_attribute("data-column"))

@@ -118,6 +118,7 @@ def test_a_run_stopped_by_ctrl_c_is_saved_marked_incomplete(tmp_path):
     done = run_suite(tmp_path, bench_file(tmp_path, TINY.format(second="raise KeyboardInterrupt")), tmp_path / "out")
     assert done.returncode == 2, done.stdout[-2000:]
     [run] = saved(tmp_path / "out")
+    assert run["backprop_bench_run"].pop("wall_s") > 0
     assert run["backprop_bench_run"] == {"complete": False, "why": "interrupted", "collected": 3, "ran": 2}
     assert report.run_status(run) == "incomplete: interrupted, 2 of 3 ran"
 
@@ -127,6 +128,7 @@ def test_a_whole_run_is_complete_and_a_selection_is_partial(tmp_path):
     assert run_suite(tmp_path, test, tmp_path / "out").returncode == 0
     assert run_suite(tmp_path, test, tmp_path / "out", "-k", "first").returncode == 0
     whole, selection = saved(tmp_path / "out")
+    assert whole["backprop_bench_run"].pop("wall_s") > 0
     assert whole["backprop_bench_run"] == {"complete": True, "collected": 3, "ran": 3}
     assert selection["backprop_bench_run"]["partial"] == "-k first"
     [folder] = (tmp_path / "out").iterdir()
