@@ -18,17 +18,53 @@ import time
 from pathlib import Path
 
 import pytest
+import pytest_benchmark.session
 from pytest_benchmark.storage.file import FileStorage
 from pytest_benchmark.utils import get_tag
 
 from backprop_bench import store
+from benchmarks.workloads import SWEEPS, custom, workloads
 
 RESULTS = Path(__file__).parent / "results"
 EXIT_REASONS = {1: "some benchmarks failed", 2: "interrupted", 3: "pytest failed internally"}
 
 
+def pytest_addoption(parser):
+    """The benchmarks' options. Here, in the root conftest, so that pytest knows them before it reads
+    the command line: `--workload SPEC` with a space would otherwise take SPEC for a path."""
+    parser.addoption("--sweep", choices=tuple(SWEEPS), default="default",
+                     help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide), full (adds 8192 x 2048) "
+                          "or gpu (adds 16384 x 2048 and 16384 x 4096, timed on cuda devices only)")
+    parser.addoption("--with-compile", action="store_true",
+                     help="also time torch.compile on every workload (compiling adds about a minute)")
+    parser.addoption("--workload", action="append", default=[], metavar="SPEC",
+                     help="add a workload of your own (repeatable): widths, then optional :key=value settings "
+                          "(activation, bias, init, lr, epochs, samples, dtype, name), "
+                          "e.g. 3,128,128,1:activation=relu:samples=1024:epochs=100:dtype=float32")
+    parser.addoption("--workloads-only", action="store_true",
+                     help="time only the --workload workloads (and the matmul calibration), not the built-in ones")
+    parser.addoption("--memory", action="store_true",
+                     help="also measure the peak memory of --workload workloads (a fresh process per benchmark)")
+
+
+def choose_workloads(config) -> None:
+    """Build the chosen workloads once; a bad SPEC or a clash of names stops the run with one line."""
+    try:
+        extra = [custom(text, memory=config.getoption("memory")) for text in config.getoption("workload")]
+    except ValueError as err:
+        raise pytest.UsageError(f"--workload {err}") from None
+    if config.getoption("workloads_only") and not extra:
+        raise pytest.UsageError("--workloads-only needs at least one --workload SPEC")
+    chosen = ([] if config.getoption("workloads_only") else workloads(config.getoption("sweep"))) + extra
+    names = [w.name for w in chosen]
+    if clash := sorted({name for name in names if names.count(name) > 1}):
+        raise pytest.UsageError(f"--workload: two workloads are named {', '.join(clash)}; give each its own :name=")
+    config.chosen_workloads = chosen
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads the options
 def pytest_configure(config):
+    choose_workloads(config)
     option = config.option
     if not (option.benchmark_only or option.benchmark_enable):
         option.benchmark_disable = True
@@ -40,6 +76,11 @@ def pytest_configure(config):
     option.benchmark_save_data = True
     if not option.benchmark_columns:  # the columns a comparison needs, narrow enough for a terminal
         option.benchmark_columns = ["median", "iqr", "min", "rounds"]
+    if option.benchmark_sort == "min":  # pytest-benchmark's default: sort by the first column shown instead
+        option.benchmark_sort = "median"
+    # Trap: pytest-benchmark names its machine folder by platform alone (Linux-CPython-3.11-64bit)
+    # and offers no hook for it; --benchmark-compare=NNNN looks in that folder, so give it ours.
+    pytest_benchmark.session.get_machine_id = lambda: store.machine_id(store.this_machine())
     if (option.benchmark_save or option.benchmark_autosave) and option.benchmark_storage.startswith("file://"):
         try:  # now, not after every benchmark has run
             store.check_writable(Path(option.benchmark_storage[len("file://"):]))
@@ -51,7 +92,7 @@ def pytest_sessionstart(session):
     session.config._backprop_bench_started = time.monotonic()
     bench = getattr(session.config, "_benchmarksession", None)
     if bench is not None and type(bench.storage) is FileStorage:
-        bench.storage = RunStorage(bench.storage.path, bench.storage.logger, store.machine_id(store.this_machine()))
+        bench.storage = RunStorage(bench.storage.path, bench.storage.logger, bench.storage.default_machine_id)
         bench.storage.config = session.config
 
 
@@ -81,18 +122,31 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+FINISHED: set[str] = set()  # node ids of the tests that ran to an end: passed, failed or skipped
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.skipped:
+        FINISHED.add(report.nodeid)
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Mark the run complete or not, and partial when only a selection of the benchmarks ran."""
     items = [item for item in getattr(config, "_backprop_bench_items", [])
              if "benchmark" in item.fixturenames and not item.get_closest_marker("skip")]  # those meant to run
     exit_code = getattr(config, "_backprop_bench_exit", 0)
-    status = {"complete": exit_code == 0, "collected": len(items), "ran": len(benchmarks),
+    unfinished = sum(item.nodeid not in FINISHED for item in items)
+    status = {"complete": exit_code == 0 and not unfinished, "collected": len(items), "ran": len(benchmarks),
               "wall_s": round(time.monotonic() - config._backprop_bench_started, 1)}
-    if exit_code:
-        status["why"] = EXIT_REASONS.get(exit_code, f"pytest exit status {exit_code}")
+    if not status["complete"]:
+        # An interrupt can also end pytest with status 0 (seen when its own handling of Ctrl-C failed):
+        # the benchmarks that never finished tell.
+        status["why"] = EXIT_REASONS.get(exit_code, f"pytest exit status {exit_code}") if exit_code else (
+            f"stopped before {unfinished} benchmark(s) finished")
     selection = [f"-k {config.option.keyword}"] if config.option.keyword else []
     selection += [f"-m {config.option.markexpr}"] if config.option.markexpr else []
     selection += [arg for arg in config.args if "::" in arg or Path(arg).name.startswith("bench_")]
+    selection += ["--workloads-only"] if config.getoption("workloads_only") else []  # no built-in workloads
     if selection or getattr(config, "_backprop_bench_deselected", 0):
         status["partial"] = " ".join(selection) or "some benchmarks deselected"
     output_json["backprop_bench_run"] = status

@@ -64,14 +64,15 @@ def run_backends(args) -> int:
     return 0
 
 
-def shared_options() -> tuple[Parser, Parser]:
+def shared_options(written: str = "printed") -> tuple[Parser, Parser]:
     """The options every report command shares: where the saved runs are, and where to write."""
     results = Parser(add_help=False)
     results.add_argument("--results", metavar="DIR",
                          help="the saved runs (default: results/ of the checkout holding the current directory, "
                               "else ./results)")
     output = Parser(add_help=False)
-    output.add_argument("--output", metavar="FILE", help="write there instead of the default")
+    output.add_argument("--output", metavar="FILE", help=f"write the output to FILE (default: {written}); "
+                                                           "never onto or among the saved runs")
     output.add_argument("--force", action="store_true", help="replace --output FILE if it exists")
     return results, output
 
@@ -106,7 +107,7 @@ def add_report_parsers(commands) -> None:
 
 
 def add_page_parser(commands) -> None:
-    results, output = shared_options()
+    results, output = shared_options(written="<results>/pages/<run>.html")
     p = commands.add_parser("report", parents=[results, output], help="write one self-contained HTML page of saved runs")
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")

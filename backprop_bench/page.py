@@ -312,8 +312,9 @@ def _ab(comparisons: pd.DataFrame) -> str:
         return intro + '<p class="empty">No A/B comparisons are saved under results/ab/ yet.</p>\n'
     colours = {"regression": "crimson", "improvement": "seagreen", "same": "grey", "inconclusive": "goldenrod"}
     rows = comparisons.sort_values(["datetime", "benchmark"])
-    rows = rows.assign(y=rows["benchmark"] + "  (" + rows["baseline"] + " vs " + rows["candidate"] + ", "
-                       + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
+    # The record's number first: two comparisons of the same revisions at the same minute stay apart.
+    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str[:4] + ": " + rows["baseline"] + " vs "
+                       + rows["candidate"] + ", " + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
     fig = go.Figure()
     for verdict, group in rows.groupby("verdict"):
         fig.add_scatter(x=group["ratio"], y=group["y"], mode="markers", name=verdict,

@@ -267,7 +267,8 @@ def load(names: list[str | None], results: Path) -> tuple[pd.DataFrame, list[str
 def _latest(files: list[Path], results: Path) -> Path:
     """The newest complete run of the whole suite on this machine: its own folder read newest first."""
     if not files:
-        raise ValueError(f"no saved runs in {results}; make one with: pytest --benchmark-only")
+        raise ValueError(f"no saved runs in {results}{'' if results.is_dir() else ' (no such folder)'}; "
+                         "make one with: make bench (or pytest --benchmark-only)")
     here = sorted((p for p in files if p.parent.name == store.machine_id(store.this_machine())),
                   key=lambda p: run_number(p) or 0, reverse=True)
     skipped = []
@@ -276,8 +277,12 @@ def _latest(files: list[Path], results: Path) -> Path:
         if run is None:
             continue
         if not (status := run_status(run)):
-            for other, why in skipped:
-                print(f"backprop-bench: note: passing over {other.stem} ({why}); name it to use it", file=sys.stderr)
+            if len(skipped) == 1:
+                print(f"backprop-bench: note: passing over {skipped[0][0].stem} ({skipped[0][1]}); name it to use it",
+                      file=sys.stderr)
+            elif skipped:
+                print(f"backprop-bench: note: passing over {len(skipped)} newer incomplete or partial runs, the newest "
+                      f"{skipped[0][0].stem}; name one to use it", file=sys.stderr)
             return path
         skipped.append((path, status))
     # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.

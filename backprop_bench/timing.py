@@ -46,6 +46,13 @@ class Training:
         self.fresh()
         return time.perf_counter() - start
 
+    def time_first(self) -> tuple[float, Any]:
+        """Seconds from nothing to the first trained result, set-up included: compiling counts wherever
+        a backend does it (JAX on load, torch.compile on the call). Meaningful for a process's first training."""
+        start = time.perf_counter()
+        trained = self.run(self.fresh())
+        return time.perf_counter() - start, trained
+
     def time_once(self) -> tuple[float, Any]:
         """Seconds of one training from fresh parameters (set-up not timed), and what it trained."""
         loaded = self.fresh()

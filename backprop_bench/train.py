@@ -1,8 +1,9 @@
 """`backprop-bench train`: one training, reported as the notebook printed it (or as JSON), timed.
 
 The time comes from `backprop_bench.timing.Training`, the object the benchmarks time
-with: the first training of the process (compilation and set-up included) and a
-second, steady-state one, whose result is the one reported.
+with: the first training of the process, from set-up to result (compiling included,
+wherever the backend compiles), and a second, steady-state one, whose result is the
+one reported.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def run(args) -> int:
     spec = build_spec(args, widths)
     data = choose_data(args, spec, headers)
     training = Training(spec, data, args.backend, args.variant, args.device)
-    first_call_s, _ = training.time_once()
+    first_call_s, _ = training.time_first()
     steady_s, trained = training.time_once()
     result = training.fetch(trained)
     try:
@@ -197,8 +198,8 @@ def run(args) -> int:
         if error is None:
             print_report(spec, data, result)
             print(f"\nFinal loss: {loss_text(result.losses[-1])} (epoch {spec.epochs - 1})")
-            print(f"Time: {seconds_text(timing['time_per_epoch_s'])} per epoch (steady state), first call "
-                  f"{seconds_text(first_call_s)} (compilation and set-up included)")
+            print(f"Time: {seconds_text(timing['time_per_epoch_s'])} per epoch (steady state), first training "
+                  f"{seconds_text(first_call_s)} (set-up and compilation included)")
     if error:
         raise error
     return 0

@@ -10,46 +10,6 @@ import pytest
 
 import backends
 from backprop_bench import store
-from benchmarks.workloads import SWEEPS, custom, workloads
-
-
-def pytest_addoption(parser):
-    parser.addoption("--sweep", choices=tuple(SWEEPS), default="default",
-                     help="size sweep: default (3 sizes, up to 4096 samples x 1024 wide), full (adds 8192 x 2048) "
-                          "or gpu (adds 16384 x 2048 and 16384 x 4096, timed on cuda devices only)")
-    parser.addoption("--with-compile", action="store_true",
-                     help="also time torch.compile on every workload (compiling adds about a minute)")
-    parser.addoption("--workload", action="append", default=[], metavar="SPEC",
-                     help="add a workload of your own (repeatable): widths, then optional :key=value settings "
-                          "(activation, bias, init, lr, epochs, samples, dtype, name), "
-                          "e.g. 3,128,128,1:activation=relu:samples=1024:epochs=100:dtype=float32")
-    parser.addoption("--workloads-only", action="store_true",
-                     help="time only the --workload workloads (and the matmul calibration), not the built-in ones")
-    parser.addoption("--memory", action="store_true",
-                     help="also measure the peak memory of --workload workloads (a fresh process per benchmark)")
-
-
-def pytest_configure(config):
-    """Build the chosen workloads once; a bad SPEC or a clash of names stops the run with one line."""
-    try:
-        extra = [custom(text, memory=config.getoption("memory")) for text in config.getoption("workload")]
-    except ValueError as err:
-        raise pytest.UsageError(f"--workload {err}") from None
-    if config.getoption("workloads_only") and not extra:
-        raise pytest.UsageError("--workloads-only needs at least one --workload SPEC")
-    chosen = ([] if config.getoption("workloads_only") else workloads(config.getoption("sweep"))) + extra
-    names = [w.name for w in chosen]
-    if clash := sorted({name for name in names if names.count(name) > 1}):
-        raise pytest.UsageError(f"--workload: two workloads are named {', '.join(clash)}; give each its own :name=")
-    config.chosen_workloads = chosen
-
-
-@pytest.hookimpl(trylast=True)  # after the root conftest has written the run's status
-def pytest_benchmark_update_json(config, benchmarks, output_json):
-    """A run without the built-in workloads is partial: never the default run of compare or check."""
-    if config.getoption("workloads_only"):
-        status = output_json["backprop_bench_run"]
-        status["partial"] = " ".join(filter(None, [status.get("partial"), "--workloads-only"]))
 
 
 def pytest_generate_tests(metafunc):

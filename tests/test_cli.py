@@ -1,6 +1,7 @@
 """`backprop-bench train` prints the notebook's report, or one JSON object."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_printout_is_the_notebooks(capsys, backend, name):
     assert header.startswith(f"{backend_name} {variant} on {device}, float64: layers 1-1-1, identity, ")
     assert header.endswith("init notebook, lr 0.01, 1000 epochs, 10 samples")
     assert after[:2] == ["", f"Final loss: {FINAL_LOSS[name]} (epoch 999)"]
-    assert after[2].startswith("Time: ") and " per epoch (steady state), first call " in after[2]
+    assert after[2].startswith("Time: ") and " per epoch (steady state), first training " in after[2]
     for printed, expected in zip(notebook, expected_lines, strict=True):
         if " | b" in expected:  # biases print all 17 digits; see test_notebook for why only 13 must agree
             (w, b), (w_expected, b_expected) = printed.split(" | "), expected.split(" | ")
@@ -54,6 +55,24 @@ def test_json_has_every_field(capsys, backend):
     assert len(report["losses"]) == 5 and report["losses"][0] == pytest.approx(162.8282, abs=5e-5)
     assert report["time_per_epoch_s"] > 0 and report["first_call_s"] > 0 and report["error"] is None
     assert report["samples"] == 10
+
+
+def test_the_first_training_counts_its_set_up(capsys, monkeypatch):
+    """JAX compiles while loading, before the call: the first training's time must hold the set-up."""
+    from backprop_bench.timing import Training
+
+    fresh = Training.fresh
+    loads = []
+
+    def slow_first_load(self):
+        loads.append(1)
+        if len(loads) == 1:
+            time.sleep(0.25)  # a stand-in for compiling, as JAX does here
+        return fresh(self)
+
+    monkeypatch.setattr(Training, "fresh", slow_first_load)
+    report = json.loads(train(capsys, "--model", "seed-affine", "--epochs", "5", "--json"))
+    assert report["first_call_s"] >= 0.25 > report["time_per_epoch_s"] * 5
 
 
 def test_custom_layers_and_user_data(capsys, tmp_path):

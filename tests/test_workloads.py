@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,8 +58,10 @@ def test_find_builds_builtin_and_custom_workloads():
 
 
 def pytest_run(*args):
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "benchmarks", *args],
-                          capture_output=True, text=True)
+    """pytest in the checkout with no path given, as `make bench ARGS=...` runs it: the options' values
+    after a space must not be taken for paths."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
 
 
 def test_workload_option_adds_only_the_asked_workloads():
