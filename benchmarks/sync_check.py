@@ -20,10 +20,10 @@ import argparse
 import json
 import statistics
 import sys
+import time
 
 import backends
-from backprop_bench.model import init_params
-from benchmarks.bench_training import seconds
+from backprop_bench.timing import Training
 from benchmarks.workloads import find
 
 ROUNDS = 5
@@ -33,26 +33,28 @@ SLACK_S = 50e-6       # timer and event resolution, and the host's own work arou
 CASES = [("torch", "eager"), ("torch", "cuda-graph"), ("jax", "jit-loop"), ("jax", "jit-step")]
 
 
-def time_run(trainer, params, data, device: str) -> dict:
+def time_run(training: Training, device: str) -> dict:
     """Median wall time of `run` over ROUNDS fresh loads; on cuda also CUDA events around it and what was left."""
-    trainer.run(trainer.load(params, data))  # compile, capture, warm up
+    training.time_once()  # compile, capture, warm up
+    if device != "cuda":
+        return {"wall_s": statistics.median(training.time_once()[0] for _ in range(ROUNDS)),
+                "event_s": None, "left_s": None}
+    import torch
+
     walls, events, left = [], [], []
     for _ in range(ROUNDS):
-        loaded = trainer.load(params, data)
-        if device != "cuda":
-            walls.append(seconds(lambda: trainer.run(loaded)))
-            continue
-        import torch
-
+        loaded = training.fresh()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        walls.append(seconds(lambda: trainer.run(loaded)))
+        start.record()  # the events and the clock around the timed call alone, as Training.time_once times it
+        began = time.perf_counter()
+        training.run(loaded)
+        walls.append(time.perf_counter() - began)
         end.record()
-        left.append(seconds(torch.cuda.synchronize))  # cudaDeviceSynchronize: every stream, JAX's too
+        began = time.perf_counter()
+        torch.cuda.synchronize()  # cudaDeviceSynchronize: every stream, JAX's too
+        left.append(time.perf_counter() - began)
         events.append(start.elapsed_time(end) / 1e3)
-    on_cuda = device == "cuda"
-    return {"wall_s": statistics.median(walls), "event_s": statistics.median(events) if on_cuda else None,
-            "left_s": statistics.median(left) if on_cuda else None}
+    return {"wall_s": statistics.median(walls), "event_s": statistics.median(events), "left_s": statistics.median(left)}
 
 
 def check(name: str, variant: str, device: str, workload_name: str, epochs: int) -> dict:
@@ -60,8 +62,8 @@ def check(name: str, variant: str, device: str, workload_name: str, epochs: int)
     short, long = (chosen.spec.with_(epochs=n) for n in (epochs, GROWTH * epochs))
     row = {"backend": name, "variant": variant, "device": device, "workload": workload_name, "epochs": epochs}
     for label, spec in (("short", short), ("long", long)):
-        trainer = backends.get(name, variant)(spec, device)
-        row.update({f"{label}_{k}": v for k, v in time_run(trainer, init_params(spec), chosen.data, device).items()})
+        training = Training(spec, chosen.data, name, variant, device)
+        row.update({f"{label}_{k}": v for k, v in time_run(training, device).items()})
     row["growth"] = row["long_wall_s"] / row["short_wall_s"]
     row["grows"] = row["growth"] >= GROWTH_MIN
     if device == "cuda":

@@ -75,3 +75,18 @@ def test_gpu_check_dry_run_runs_every_step_on_the_cpu(tmp_path):
     rows = json.loads((tmp_path / "sync.json").read_text())["rows"]
     assert rows and all(r["long_wall_s"] > 0 and r["growth"] > 0 for r in rows)
     assert "largest gap from the reference" in (tmp_path / "gpu-check.log").read_text()
+
+
+def test_sync_check_times_each_case_through_training(tmp_path):
+    """The script's sync step on the CPU, in seconds: every runnable case measured at two lengths, rows written.
+
+    Whether the longer training took long enough is the device's question; here only that each
+    case was timed and reported (the check's verdict is not asserted: a loaded CPU can upset it).
+    """
+    from benchmarks import sync_check
+
+    out = tmp_path / "sync.json"
+    sync_check.main(["--device", "cpu", "--workloads", "seed-affine:20", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["backend"], r["variant"]) for r in rows} == {("torch", "eager"), ("jax", "jit-loop"), ("jax", "jit-step")}
+    assert all(r["short_wall_s"] > 0 and r["long_wall_s"] > 0 and r["long_event_s"] is None for r in rows)
