@@ -77,6 +77,15 @@ def shared_options(written: str = "printed") -> tuple[Parser, Parser]:
     return results, output
 
 
+def chosen_places(args) -> tuple[Path, Path | None]:
+    """The results folder and the --output file the shared options name, the output checked before any work."""
+    results = store.results_dir(args.results)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        store.check_output(output, results, args.force)
+    return results, output
+
+
 def add_report_parsers(commands) -> None:
     results, output = shared_options()
     p = commands.add_parser("compare", parents=[results, output], epilog=report.COLUMNS,
@@ -116,10 +125,7 @@ def add_page_parser(commands) -> None:
 
 def run_page(args) -> int:
     """Write the page of the chosen runs beside the history of every saved run; nothing is written when anything is wrong."""
-    results = store.results_dir(args.results)
-    output = Path(args.output) if args.output else None
-    if output is not None:
-        store.check_output(output, results, args.force)
+    results, output = chosen_places(args)
     chosen, runs = report.load(args.runs or [None], results)
     frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
     text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results))
@@ -142,10 +148,7 @@ def parse_threshold(text: str) -> float:
 
 
 def run_compare(args) -> int:
-    results = store.results_dir(args.results)
-    output = Path(args.output) if args.output else None
-    if output is not None:
-        store.check_output(output, results, args.force)
+    results, output = chosen_places(args)
     frame, runs = report.load(args.runs or [None], results)
     runs = list(dict.fromkeys(runs))
     firsts = frame.drop_duplicates("run").set_index("run").loc[runs]
@@ -248,10 +251,7 @@ def parse_duration(text: str) -> float:
 
 def run_ab(args) -> int:
     threshold = parse_threshold(args.threshold)
-    results = store.results_dir(args.results)
-    output = Path(args.output) if args.output else None
-    if output is not None:  # before minutes of timing, not after
-        store.check_output(output, results, args.force)
+    results, output = chosen_places(args)  # the output checked before minutes of timing, not after
     store.check_writable(results / "ab")
     if args.processes < 1:
         raise UsageError(f"--processes must be at least 1, got {args.processes}")
