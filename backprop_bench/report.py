@@ -153,19 +153,26 @@ def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> p
         if path.resolve() in seen or (run := _read(path)) is None:
             continue
         seen.add(path.resolve())
-        machine = store.machine_of(run["machine_info"])
-        common = {
-            "run": _run_id(path, results), "path": str(path), "machine": store.machine_label(machine),
-            "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
-            "hardware": _hardware(run["machine_info"]),
-            "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
-            "status": run_status(run), "wall_s": (run.get("backprop_bench_run") or {}).get("wall_s"),
-        }
-        for bench in run["benchmarks"]:
-            stats = bench["stats"]
-            rows.append({**common, "benchmark": bench["name"], "group": bench.get("group") or "",
-                         **{k: stats.get(k) for k in STATS}, "data": stats.get("data"),
-                         **(bench.get("extra_info") or {})})
+        rows += _rows(path, run, results)
+    return _frame(rows)
+
+
+def _rows(path: Path, run: dict, results: Path) -> list[dict]:
+    """One row per benchmark of a validated run."""
+    machine = store.machine_of(run["machine_info"])
+    common = {
+        "run": _run_id(path, results), "path": str(path), "machine": store.machine_label(machine),
+        "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
+        "hardware": _hardware(run["machine_info"]),
+        "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
+        "status": run_status(run), "wall_s": (run.get("backprop_bench_run") or {}).get("wall_s"),
+    }
+    return [{**common, "benchmark": bench["name"], "group": bench.get("group") or "",
+             **{k: bench["stats"].get(k) for k in STATS}, "data": bench["stats"].get("data"),
+             **(bench.get("extra_info") or {})} for bench in run["benchmarks"]]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
@@ -240,32 +247,38 @@ def load(names: list[str | None], results: Path) -> tuple[pd.DataFrame, list[str
     A name is a run number, an id, a file name or the path of a run file anywhere.
     """
     files = store.run_files(results)
-    chosen = []
+    chosen, runs = [], {}  # the paths in the order named; each file's run, read once
     for name in names:
         if name is None:
-            chosen.append(_latest(files, results))
-            continue
-        path = Path(name)
-        if name.endswith(".json") and "/" in name and not path.is_file():
-            raise ValueError(f"no such run file: {path}")
-        if not (name.endswith(".json") and path.is_file()):
-            matches = _matching(files, name)
-            if not matches:
-                found = f"{_describe(files)} in {results}" if files else (
-                    f"no saved runs in {results}; make one with: pytest --benchmark-only")
-                raise ValueError(f"no saved run {name!r}: {found}")
-            path = matches[0]
-        try:
-            _parse(path)
-        except ValueError as err:
-            raise ValueError(f"{path} is not a benchmark run this suite can read: {err}") from None
+            path, run = _latest(files, results)
+        else:
+            path = _named(name, files, results)
+            try:
+                run = _parse(path)
+            except ValueError as err:
+                raise ValueError(f"{path} is not a benchmark run this suite can read: {err}") from None
         chosen.append(path)
-    frame = load_runs(list(dict.fromkeys(chosen)), results)
+        runs.setdefault(path, run)
+    frame = _frame([row for path, run in runs.items() for row in _rows(path, run, results)])
     return frame, [frame.loc[frame["path"] == str(path), "run"].iloc[0] for path in chosen]
 
 
-def _latest(files: list[Path], results: Path) -> Path:
-    """The newest complete run of the whole suite on this machine: its own folder read newest first."""
+def _named(name: str, files: list[Path], results: Path) -> Path:
+    """The run file `name` names: a path to a file, else a saved run's number, id or file name."""
+    path = Path(name)
+    if name.endswith(".json") and "/" in name and not path.is_file():
+        raise ValueError(f"no such run file: {path}")
+    if name.endswith(".json") and path.is_file():
+        return path
+    if matches := _matching(files, name):
+        return matches[0]
+    found = f"{_describe(files)} in {results}" if files else (
+        f"no saved runs in {results}{'' if results.is_dir() else ' (no such folder)'}")
+    raise ValueError(f"no saved run {name!r}: {found}")
+
+
+def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
+    """The newest complete run of the whole suite on this machine, and its file: its own folder read newest first."""
     if not files:
         raise ValueError(f"no saved runs in {results}{'' if results.is_dir() else ' (no such folder)'}; "
                          "make one with: make bench (or pytest --benchmark-only)")
@@ -283,14 +296,14 @@ def _latest(files: list[Path], results: Path) -> Path:
             elif skipped:
                 print(f"backprop-bench: note: passing over {len(skipped)} newer incomplete or partial runs, the newest "
                       f"{skipped[0][0].stem}; name one to use it", file=sys.stderr)
-            return path
+            return path, run
         skipped.append((path, status))
     # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.
     frame = load_runs(files, results)
     if frame.empty:
         raise ValueError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
-    run = resolve_run(frame, None)
-    return Path(frame.loc[frame["run"] == run, "path"].iloc[0])
+    path = Path(frame.loc[frame["run"] == resolve_run(frame, None), "path"].iloc[0])
+    return path, _parse(path)
 
 
 def load_comparisons(results: Path) -> pd.DataFrame:
