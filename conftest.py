@@ -92,14 +92,15 @@ def pytest_sessionstart(session):
     session.config._backprop_bench_started = time.monotonic()
     bench = getattr(session.config, "_benchmarksession", None)
     if bench is not None and type(bench.storage) is FileStorage:
-        bench.storage = RunStorage(bench.storage.path, bench.storage.logger, bench.storage.default_machine_id)
-        bench.storage.config = session.config
+        bench.storage = RunStorage(bench.storage, session.config)
 
 
 class RunStorage(FileStorage):
     """pytest-benchmark's file storage, saving through store.save_new into the machine's own folder."""
 
-    config: pytest.Config
+    def __init__(self, storage: FileStorage, config: pytest.Config):
+        super().__init__(storage.path, storage.logger, storage.default_machine_id)
+        self.config = config  # where a failed save is noted for pytest_sessionfinish
 
     def save(self, output_json, save):
         folder = self.path / store.machine_id(store.machine_of(output_json["machine_info"]))
