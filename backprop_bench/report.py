@@ -40,12 +40,13 @@ def _setup(info: dict) -> dict:
 
 
 def _hardware(info: dict) -> dict:
-    """What the run ran on: CPU, cores, GPU, and the threads and devices the frameworks used."""
-    suite = info.get("backprop_bench", {}) or {}
-    hardware = {"cpu": (info.get("cpu", {}) or {}).get("brand_raw"), "cores": suite.get("cpu_count"),
-                "gpu": suite.get("gpu_driver") or suite.get("gpu"), "torch threads": suite.get("torch_threads"),
+    """What the run ran on: CPU, cores, GPU (as store.machine_of reads them, the driver where recorded),
+    and the threads and devices the frameworks used."""
+    suite, machine = info.get("backprop_bench", {}) or {}, store.machine_of(info)
+    hardware = {"cpu": machine["cpu"], "cores": machine["cores"], "gpu": suite.get("gpu_driver") or machine["gpu"],
+                "torch threads": suite.get("torch_threads"),
                 "jax devices": ", ".join(suite.get("jax_devices", []) or []) or None}
-    return {key: value for key, value in hardware.items() if value}
+    return {key: value for key, value in hardware.items() if value and value != "?"}
 
 
 def _is_number(value) -> bool:
