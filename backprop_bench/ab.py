@@ -39,6 +39,8 @@ TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark 
 MAX_TURN = 100
 SECONDS_PER_BENCHMARK = 15.0  # the default budget, per benchmark compared
 PROCESSES = 4             # worker processes per side (see Pairs)
+WORKER_BYTES = 410e6      # one worker's memory with every framework loaded, measured here (peak RSS)
+TREE_PREFIX = "backprop-bench-ab-"  # a temporary worktree's folder: TREE_PREFIX<pid of its ab>-<random>
 
 
 class AbError(ValueError):
@@ -172,16 +174,77 @@ def uninterruptible() -> Iterator[None]:
 @contextmanager
 def revision_tree(repo: Path, commit: str) -> Iterator[Path]:
     """`commit` checked out in a temporary worktree outside the user's tree; removed afterwards, whatever happens."""
-    folder = Path(tempfile.mkdtemp(prefix="backprop-bench-ab-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{TREE_PREFIX}{os.getpid()}-"))
     tree = folder / "tree"
     try:
         _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
         yield tree
     finally:
         with uninterruptible():
-            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True)
-            shutil.rmtree(folder, ignore_errors=True)
-            subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+            _remove_tree(repo, tree)
+
+
+def _remove_tree(repo: Path, tree: Path) -> None:
+    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    shutil.rmtree(tree.parent, ignore_errors=True)
+    subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+
+
+def prune_stale_trees(repo: Path) -> list[Path]:
+    """Remove the temporary worktrees of `ab` runs that died without cleaning up (SIGKILL, a lost machine).
+
+    A tree is stale when the process named in its folder is gone; trees of an `ab` still
+    running are left alone. Returns the trees removed.
+    """
+    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list", "--porcelain"], capture_output=True, text=True)
+    stale = []
+    for line in listed.stdout.splitlines():
+        tree = Path(line.removeprefix("worktree ")) if line.startswith("worktree ") else None
+        match = re.fullmatch(re.escape(TREE_PREFIX) + r"(\d+)-[^/]+", tree.parent.name) if tree else None
+        if match and tree.name == "tree" and not _alive(int(match[1])):
+            _remove_tree(repo, tree)
+            stale.append(tree)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def check_processes(processes: int) -> None:
+    """Raise AbError unless `processes` workers a side fit in this machine's available memory."""
+    if processes < 1:
+        raise AbError(f"--processes must be at least 1, got {processes}")
+    available = _available_memory()
+    most = max(1, int(available // (2 * WORKER_BYTES)))
+    if available and processes > most:
+        raise AbError(f"--processes {processes} starts {2 * processes} workers of about {WORKER_BYTES / 1e6:.0f} MB "
+                      f"each, more than this machine's {available / 1e9:.1f} GB available hold; use at most {most}")
+
+
+def _available_memory() -> float:
+    """Bytes of memory available to new processes (MemAvailable), 0 where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def check_device(device: str) -> None:
+    """Raise AbError unless `device` can be timed here, before any worker starts."""
+    if device not in ("cpu", "cuda"):
+        raise AbError(f"unknown --device {device!r}; give cpu or cuda")
+    if device == "cuda" and not store.this_machine()["gpu"]:
+        raise AbError("--device cuda: no NVIDIA GPU here (nvidia-smi finds none); compare on the CPU with --device cpu")
 
 
 def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: str | None) -> Side:
@@ -263,15 +326,16 @@ class Worker:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends a comparison as Ctrl-C does: workers ended, worktrees removed."""
+    """SIGTERM and SIGHUP (a closed terminal) end a comparison as Ctrl-C does: workers ended, worktrees removed."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- one comparison -------------------------------------------------------------------------------
@@ -364,6 +428,10 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
     """Compare `baseline` with `candidate` (default: the working tree) interleaved; the record of it."""
     start = time.monotonic()
     repo = checkout_root(here or Path.cwd())
+    check_device(device)
+    check_processes(processes)
+    for tree in prune_stale_trees(repo):
+        stream.write(f"backprop-bench: removed {tree}, left behind by an ab that did not end cleanly\n")
     with sigterm_as_interrupt(), ExitStack() as stack:
         sides = [side(stack, repo, "baseline", baseline, baseline_python),
                  side(stack, repo, "candidate", candidate, candidate_python)]
@@ -404,7 +472,11 @@ def record(sides: list[Side], workers: list[list[Worker]], threshold: float, row
 def save_record(ab_record: dict, results: Path) -> Path:
     """Save as <results>/ab/NNNN_<baseline>-vs-<candidate>.json, under the next free number, never replacing one."""
     label = f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}"
-    return store.save_new(results / "ab", re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"), json.dumps(ab_record, indent=1))
+    try:
+        return store.save_new(results / "ab", re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"),
+                              json.dumps(ab_record, indent=1))
+    except OSError as err:
+        raise AbError(f"cannot save in {results / 'ab'}: {err.strerror or err}") from None
 
 
 def table(ab_record: dict):

@@ -3,20 +3,68 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import math
 import os
+import re
 import sys
 import warnings
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 import backends
 from backprop_bench import ab, page, plots, regress, report, store, train
 
 
+EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
+
+
 class UsageError(ValueError):
     """A mistake in the command line."""
+
+
+# Control characters (ANSI escape sequences start with one) that a terminal would obey: all but tab and newline.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character shown escaped (\\x1b), so that a run's strings cannot drive the terminal."""
+    return CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+
+
+class Printable(io.TextIOBase):
+    """A text stream that writes what it is given through `printable`: the commands' one way to the terminal."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+@contextmanager
+def printable_output() -> Iterator[None]:
+    """stdout and stderr through Printable for the block."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Printable(sys.stdout), Printable(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 class Parser(argparse.ArgumentParser):
@@ -126,7 +174,9 @@ def add_page_parser(commands) -> None:
 def run_page(args) -> int:
     """Write the page of the chosen runs beside the history of every saved run; nothing is written when anything is wrong."""
     results, output = chosen_places(args)
-    chosen, runs = report.load(args.runs or [None], results)
+    with warnings.catch_warnings():  # load_runs below reads every file again and warns of each bad one once
+        warnings.simplefilter("ignore", report.SkippedRun)
+        chosen, runs = report.load(args.runs or [None], results)
     frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
     text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results))
     if output is None:
@@ -244,17 +294,16 @@ def parse_duration(text: str) -> float:
         seconds = float(text[:-1] if text[-1:] in "smh" else text) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"--budget takes a time like 300, 90s or 10m, got {text!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"--budget must be positive, got {text!r}")
+    if not (0 < seconds < math.inf):
+        raise argparse.ArgumentTypeError(f"--budget must be a positive, finite time, got {text!r}")
     return seconds
 
 
 def run_ab(args) -> int:
+    """Compare, show the table, then save the record: a record that cannot be saved loses nothing shown."""
     threshold = parse_threshold(args.threshold)
     results, output = chosen_places(args)  # the output checked before minutes of timing, not after
     store.check_writable(results / "ab")
-    if args.processes < 1:
-        raise UsageError(f"--processes must be at least 1, got {args.processes}")
     try:
         found = ab.run(args.baseline, args.candidate, threshold=threshold, only=args.only, budget=args.budget,
                        device=args.device, baseline_python=args.baseline_python,
@@ -263,7 +312,6 @@ def run_ab(args) -> int:
         print("backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved",
               file=sys.stderr)
         return 130
-    saved = ab.save_record(found, results)
     if args.format == "json":
         text = json.dumps(found, indent=1) + "\n"
     else:
@@ -271,12 +319,20 @@ def run_ab(args) -> int:
         body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
         text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
                 f"ratio candidate/baseline, threshold {threshold:.0%}\n{body}\n{ab.summary(found)}\n")
-    if output is not None:
-        store.write_output(output, text)
-        print(f"wrote {output}")
-    else:
-        print(text, end="")
-    print(f"saved {saved}", file=sys.stderr)
+    if output is None:
+        print(text, end="", flush=True)
+    try:
+        if output is not None:
+            try:
+                store.write_output(output, text)
+            except ValueError:
+                print(text, end="", flush=True)  # shown, since it could not be written
+                raise
+            print(f"wrote {output}")
+        print(f"saved {ab.save_record(found, results)}", file=sys.stderr)
+    except ValueError as err:
+        print(f"backprop-bench: error: the comparison above was not saved: {err}", file=sys.stderr)
+        return EXIT_NOT_SAVED
     return 1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0
 
 
@@ -302,15 +358,29 @@ def main(argv: list[str] | None = None) -> int:
     add_report_parsers(commands)
     add_page_parser(commands)
     add_ab_parser(commands)
+    with printable_output():
+        return _run(parser, argv)
+
+
+def _run(parser: Parser, argv: list[str] | None) -> int:
+    """Parse and run the command; every error a user can cause as one line with its exit status."""
     try:
         args = parser.parse_args(argv)
         with warnings.catch_warnings():
             warnings.simplefilter("always", report.SkippedRun)
             warnings.showwarning = lambda message, *_: print(f"backprop-bench: warning: {message}", file=sys.stderr)
-            return args.run(args)
+            status = args.run(args)
+        sys.stdout.flush()  # a full disk or closed pipe shows here, not as a traceback at exit
+        return status
     except BrokenPipeError:  # the reader stopped early, e.g. `| head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        if err.filename is not None or err.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be written there
+        print(f"backprop-bench: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        return 2
     except backends.TrainingDiverged as err:
         print(f"backprop-bench: {err}", file=sys.stderr)
         return 1

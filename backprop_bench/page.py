@@ -3,11 +3,19 @@
 The figures are plotly's: one copy of plotly.js is written into the page and every figure
 is a JSON spec beside it, so the page opens offline from disk with hover, zoom, log axes
 and error bars, and nothing is fetched. The overview grid is a plain HTML table.
+
+Run files may come from anyone (a colleague's laptop, a CI artifact), so every string
+they supply is inert on the page: `inert` is the one escaping rule. HTML is built with it;
+every figure leaves through `_figure`, which applies it to each string of the figure's
+spec (plotly draws text, names, hover and category labels as HTML, and decodes the
+entities back into plain text), and element ids are made here, never from a run's text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +52,34 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> st
     nav = " ".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS.items())
     body = "\n".join(f'<section id="{key}"><h2>{SECTIONS[key]}</h2>\n{content}</section>'
                      for key, content in sections.items())
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{inert(title)}</title>\n'
             f"<style>{CSS.read_text()}</style>\n<script>{plotly.offline.get_plotlyjs()}</script></head>\n"
-            f"<body><header><h1>{html.escape(title)}</h1><nav>{nav}</nav></header>\n<main>{body}</main></body></html>\n")
+            f"<body><header><h1>{inert(title)}</h1><nav>{nav}</nav></header>\n<main>{body}</main></body></html>\n")
+
+
+def inert(text) -> str:
+    """Text from a run file as the page must hold it: shown as written, never read as markup."""
+    return html.escape(str(text))
+
+
+TEMPLATES = ("hovertemplate", "texttemplate")  # written here: markup and %{field}s, never a run's text
+
+
+def _inert_spec(value, key: str = ""):
+    """A figure's spec with `inert` applied to every string but the templates written here."""
+    if isinstance(value, str):
+        return value if key in TEMPLATES else inert(value)
+    if isinstance(value, dict):
+        return {k: _inert_spec(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype.kind in "OUS"):
+        return [_inert_spec(v, key) for v in value]
+    return value
+
+
+def _element_id(name: str) -> str:
+    """An HTML id for a figure: letters, digits and dashes only, with a digest where a name had to be changed."""
+    slug = re.sub(r"[^A-Za-z0-9-]+", "-", name)
+    return slug if slug == name else f"{slug}-{hashlib.sha1(name.encode('utf-8', 'replace')).hexdigest()[:8]}"
 
 
 def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
@@ -60,7 +93,7 @@ def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
 
 def _label(run: str, machines: pd.Series, several: bool = True) -> str:
     """'box/0003' for a run; with its machine where runs of several machines are shown."""
-    short = f"{Path(run).parent.name}/{Path(run).name[:4]}".lstrip("/")
+    short = report.run_label(run, with_machine=True)
     return f"{short} on {machines[run]}" if several and machines.nunique() > 1 else short
 
 
@@ -92,9 +125,9 @@ def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalize
                     "wall time": seconds_text(firsts.at[run, "wall_s"]) if pd.notna(firsts.at[run, "wall_s"]) else "?",
                     "timed rounds": seconds_text(totals.get(run, np.nan)) or "?"} for run in runs}
     keys = list(dict.fromkeys(key for values in fields.values() for key in values))
-    head = "".join(f"<th>{html.escape(_label(run, machines, several=False))}</th>" for run in runs)
-    rows = "".join(f"<tr><th>{html.escape(key)}</th>"
-                   + "".join(f"<td>{html.escape(str(fields[run].get(key, '')))}</td>" for run in runs) + "</tr>"
+    head = "".join(f"<th>{inert(_label(run, machines, several=False))}</th>" for run in runs)
+    rows = "".join(f"<tr><th>{inert(key)}</th>"
+                   + "".join(f"<td>{inert(str(fields[run].get(key, '')))}</td>" for run in runs) + "</tr>"
                    for key in keys)
     note = (f'<p class="warn">These runs come from {machines.nunique()} machines, so their absolute times are never '
             "drawn side by side: figures show each time relative to the NumPy backend or to the matmul rate of its "
@@ -107,7 +140,9 @@ def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalize
 
 
 def _colour(vs_numpy: float) -> str:
-    """Green for faster than NumPy, red for slower, white for the same; 100x is the full colour."""
+    """Green for faster than NumPy, red for slower, white for the same; 100x is the full colour; none without NumPy."""
+    if not np.isfinite(vs_numpy):
+        return "transparent"
     t = float(np.clip(np.log10(vs_numpy) / 2, -1, 1))
     return f"hsl({130 if t > 0 else 5}, {65 * min(1.0, 10 * abs(t)):.0f}%, {97 - 40 * abs(t):.0f}%)"
 
@@ -116,7 +151,7 @@ def _overview(tables: dict, machines: pd.Series) -> str:
     grids = []
     for run, table in tables.items():
         columns = _columns({run: table})
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        head = "".join(f"<th>{inert(c)}</th>" for c in columns)
         rows = []
         for workload in report.workload_order(table):
             group = table[table["workload"] == workload]
@@ -129,13 +164,13 @@ def _overview(tables: dict, machines: pd.Series) -> str:
                     continue
                 cell = cells.loc[column]
                 star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
-                row.append(f'<td class="cell" data-workload="{html.escape(workload)}" data-column="{html.escape(column)}"'
-                           f' style="background:{_colour(cell.vs_numpy)}" title="{html.escape(column)} on '
-                           f'{html.escape(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
-                           f"{cell.vs_numpy:.2f}x{star}<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
-            rows.append(f"<tr><th>{html.escape(workload)} <small>{html.escape(group['dtype'].iloc[0])}</small></th>"
+                row.append(f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}"'
+                           f' style="background:{_colour(cell.vs_numpy)}" title="{inert(column)} on '
+                           f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                           f"{f'{cell.vs_numpy:.2f}x' if np.isfinite(cell.vs_numpy) else 'no NumPy'}{star}<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
+            rows.append(f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
                         + "".join(row) + "</tr>")
-        grids.append(f'<div class="grid"><h3>{html.escape(_label(run, machines))}</h3><table>'
+        grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
                      f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
     return (_how("each cell is how many times faster than the NumPy backend one backend-variant trains an epoch of "
                  "that workload, measured in the same run: 2.00x is twice as fast, 0.50x half as fast. Green is "
@@ -150,8 +185,11 @@ def _figure(fig, name: str, height: int) -> str:
 
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
                       legend=dict(font=dict(size=11)), font=dict(size=12))
-    return plotly.io.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"figure-{name}",
-                             config={"displaylogo": False, "responsive": True})
+    spec = fig.to_dict()
+    spec = {"data": _inert_spec(spec["data"]), "layout": {**spec["layout"], **_inert_spec(
+        {key: value for key, value in spec["layout"].items() if key != "template"})}}
+    return plotly.io.to_html(spec, include_plotlyjs=False, full_html=False, div_id=_element_id(f"figure-{name}"),
+                             config={"displaylogo": False, "responsive": True}, validate=False)
 
 
 def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
@@ -178,7 +216,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
             shown = report.formatted(rows).drop(columns="workload").assign(
                 spread=[f"{seconds_text(a)} - {seconds_text(b)}" for a, b in zip(rows["q1_s"], rows["q3_s"])])
             shown = shown.loc[:, (shown != "").any()].iloc[::-1]
-            tables_html.append(f"<h4>{html.escape(_label(run, machines))}</h4>"
+            tables_html.append(f"<h4>{inert(_label(run, machines))}</h4>"
                                + shown.to_html(index=False, classes="numbers", border=0))
         if normalized:
             fig.update_xaxes(type="log", title="time per epoch relative to NumPy's in the same run (left is faster)")
@@ -187,7 +225,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
                              exponentformat="SI", ticksuffix="s")
         fig.update_layout(showlegend=len(tables) > 1)
         # The heading in the page, not in the figure, where plotly's toolbar would sit on top of it.
-        heading = html.escape(report.workload_heading(pd.concat(tables.values()), workload))
+        heading = inert(report.workload_heading(pd.concat(tables.values()), workload))
         parts.append(f'<h3>{heading}</h3><div class="pair">'
                      f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}'
                      f'<div class="scroll">{"".join(tables_html)}</div></div>')
@@ -216,7 +254,7 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
             fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
                             name=label + column, line=dict(color=colours[column]), customdata=np.stack([line["workload"],
                                                                       line["time_per_epoch_s"].map(seconds_text)], -1),
-                            hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>" + column + "</extra>")
+                            hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>%{fullData.name}</extra>")
         if np.isfinite(rate):
             edges = rows["epoch_flops"].iloc[[0, -1]]
             fig.add_scatter(x=edges, y=[1, 1] if normalized else edges / rate, mode="lines",
@@ -249,7 +287,7 @@ def _memory(tables: dict, machines: pd.Series) -> str:
         for column, bars in rows.groupby("column", sort=False):
             fig.add_bar(x=bars["workload"], y=bars["peak_memory_bytes"] / 1e6, name=label + column,
                         marker_color=colours[column],
-                        hovertemplate="%{x}: %{y:.0f} MB<extra>" + column + "</extra>")
+                        hovertemplate="%{x}: %{y:.0f} MB<extra>%{fullData.name}</extra>")
         sets = rows.drop_duplicates("workload")
         if len(sets):
             fig.add_scatter(x=sets["workload"], y=sets["working_set_bytes"] / 1e6, mode="markers",
@@ -274,17 +312,17 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
         chosen = next(run for run in runs if machines[run] == machine)
         rows = frame[(frame["machine"] == machine) & frame["workload"].notna()]
         rows = rows.sort_values(["datetime", "run"]).copy()
-        rows["label"] = [f"{Path(run).name[:4]} {commit[:7]}" for run, commit in zip(rows["run"], rows["commit"])]
+        rows["label"] = [f"{report.run_label(run)} {commit[:7]}" for run, commit in zip(rows["run"], rows["commit"])]
         reference = rows[rows["run"] == chosen].set_index("benchmark")["median"]
         fig = go.Figure()
         for benchmark, line in rows[rows["benchmark"].isin(reference.index)].groupby("benchmark"):
             fig.add_scatter(x=line["label"], y=line["median"] / reference[benchmark], mode="lines+markers",
                             name=benchmark, customdata=(line["median"] / line["epochs"]).map(seconds_text),
-                            hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run<extra>"
-                                          + benchmark + "</extra>")
+                            hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run"
+                                          "<extra>%{fullData.name}</extra>")
         label = rows.loc[rows["run"] == chosen, "label"].iloc[0]
         if rows["run"].nunique() == 1:
-            parts.append(f'<p class="empty">{html.escape(machine)} has one saved run so far: its history starts '
+            parts.append(f'<p class="empty">{inert(machine)} has one saved run so far: its history starts '
                          "with the next run saved under results/.</p>")
         fig.add_vline(x=label, line=dict(color="orange", width=8), opacity=0.35)
         fig.add_annotation(x=label, y=1, yref="paper", text="this run", showarrow=False, yanchor="bottom")
@@ -313,7 +351,7 @@ def _ab(comparisons: pd.DataFrame) -> str:
     colours = {"regression": "crimson", "improvement": "seagreen", "same": "grey", "inconclusive": "goldenrod"}
     rows = comparisons.sort_values(["datetime", "benchmark"])
     # The record's number first: two comparisons of the same revisions at the same minute stay apart.
-    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str[:4] + ": " + rows["baseline"] + " vs "
+    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str.split("_").str[0] + ": " + rows["baseline"] + " vs "
                        + rows["candidate"] + ", " + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
     fig = go.Figure()
     for verdict, group in rows.groupby("verdict"):
@@ -321,7 +359,7 @@ def _ab(comparisons: pd.DataFrame) -> str:
                         marker=dict(color=colours[verdict], size=9),
                         error_x=dict(type="data", symmetric=False, array=group["ci_high"] - group["ratio"],
                                      arrayminus=group["ratio"] - group["ci_low"]),
-                        hovertemplate="%{y}: %{x:.3f}x<extra>" + verdict + "</extra>")
+                        hovertemplate="%{y}: %{x:.3f}x<extra>%{fullData.name}</extra>")
     fig.add_vline(x=1, line=dict(color="black", dash="dot"))
     fig.update_xaxes(type="log", title="candidate median / baseline median (log scale; right is slower)")
     fig.update_yaxes(type="category", automargin=True)

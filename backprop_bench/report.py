@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 import sys
 import warnings
@@ -72,11 +73,7 @@ def validate(run) -> None:
     _expect(run, "backprop_bench_run", dict, "run")
     if not _is_number((run.get("backprop_bench_run") or {}).get("wall_s", 0)):
         raise ValueError("backprop_bench_run.wall_s is not a number")
-    info = run["machine_info"]
-    for key in ("cpu", "backprop_bench"):
-        _expect(info, key, dict, "machine_info")
-    for key in ("env", "machine"):
-        _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
+    _validate_machine_info(run["machine_info"])
     try:
         datetime.fromisoformat(run["datetime"])
     except (KeyError, TypeError, ValueError):
@@ -103,14 +100,56 @@ def validate(run) -> None:
             _expect(extra, key, str, f"{bench['name']}.extra_info")
 
 
-def _parse(path: Path) -> dict:
-    """The run in `path`; ValueError saying why when it is not a readable run."""
+def _validate_machine_info(info) -> None:
+    """Raise ValueError unless `info` has the shape store.machine_of and the page read (runs and `ab` records)."""
+    if not isinstance(info, dict):
+        raise ValueError(f"machine_info is a {type(info).__name__}, not a dict")
+    for key in ("cpu", "backprop_bench"):
+        _expect(info, key, dict, "machine_info")
+    for key in ("env", "machine"):
+        _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
+
+
+# A JSON escape of a UTF-16 surrogate: the text can hold a lone one, which no file or terminal can show.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _invalid_text(value, where: str = "") -> str | None:
+    """Where in `value` (parsed JSON) a string holds a lone surrogate, e.g. 'machine_info.node'; None if nowhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "the file"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _invalid_text(key, f"{where} key") or _invalid_text(item, f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _invalid_text(item, f"{where}[{index}]"):
+                return found
+    return None
+
+
+def read_json(path: Path):
+    """A saved file's JSON; ValueError saying why when it cannot be read, or holds text that is not Unicode."""
     try:
-        run = json.loads(path.read_text())
+        text = path.read_text()
+        value = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(getattr(err, "strerror", None) or err) from None
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    if SURROGATE_ESCAPE.search(text) and (where := _invalid_text(value)):
+        raise ValueError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
+    return value
+
+
+def _parse(path: Path) -> dict:
+    """The run in `path`; ValueError saying why when it is not a readable run."""
+    run = read_json(path)
     validate(run)
     return run
 
@@ -189,7 +228,7 @@ def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
     if run is None:
         complete = runs[runs["status"] == ""]
         if complete.empty:
-            raise ValueError("every saved run is incomplete or partial; name one (compare RUN)")
+            raise ValueError("every saved run is incomplete or partial; name one by its number")
         here = complete[complete["machine_id"] == store.machine_id(store.this_machine())]
         return (here if len(here) else complete).sort_values("datetime")["run"].iloc[-1]
     matches = _matching(runs["path"].map(Path).tolist(), run)
@@ -312,8 +351,8 @@ def load_comparisons(results: Path) -> pd.DataFrame:
     rows = []
     for path in sorted((results / "ab").glob("*.json")):
         try:
-            rows += _comparison_rows(path, json.loads(path.read_text()))
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            rows += _comparison_rows(path, read_json(path))
+        except (ValueError, KeyError, TypeError) as err:
             reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
             warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
     frame = pd.DataFrame(rows)
@@ -331,12 +370,19 @@ def _side_label(side: dict) -> str:
 def _comparison_rows(path: Path, record) -> list[dict]:
     if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
         raise ValueError("not a backprop-bench ab record")
+    _validate_machine_info(record["machine_info"])
     sides = {side: record[side] for side in ("baseline", "candidate")}
+    for side, info in sides.items():
+        _expect(record, side, dict, "record", required=True)
+        for key in ("label", "commit"):
+            _expect(info, key, str, side, required=True)
     head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
             "machine": store.machine_label(store.machine_of(record["machine_info"])), "threshold": float(record["threshold"]),
             **{side: _side_label(info) for side, info in sides.items()}}
     rows = []
-    for bench in record["benchmarks"]:
+    for index, bench in enumerate(record["benchmarks"]):
+        if not isinstance(bench, dict):
+            raise ValueError(f"benchmarks[{index}] is not an object")
         if bench["verdict"] not in VERDICTS:
             raise ValueError(f"unknown verdict {bench['verdict']!r}")
         rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),

@@ -11,6 +11,7 @@ checkout holding the current directory, else `./results`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import platform
@@ -20,9 +21,12 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-# Folders under <results> that hold what the commands write, never suite runs.
-REPORT_FOLDERS = ("ab", "plots", "pages")
-RUN_NAME = re.compile(r"^(\d{4})_(.*)\.json$")
+# Folders under <results> that hold what the commands write, never suite runs: records the
+# commands save numbered (as runs are, never replaced), and derived files written anew each time.
+RECORD_FOLDERS = ("ab",)
+DERIVED_FOLDERS = ("plots", "pages")
+REPORT_FOLDERS = RECORD_FOLDERS + DERIVED_FOLDERS
+RUN_NAME = re.compile(r"^(\d{4,})_(.*)\.json$")  # 0001_..., and on past 9999: 10000_...
 
 
 def results_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -85,11 +89,16 @@ def machine_id(machine: dict) -> str:
 
 
 def run_files(results: Path) -> list[Path]:
-    """Every JSON file under `results` outside the report folders, each once (links resolved), sorted by path."""
+    """Every JSON file where runs are kept, each once (links resolved), sorted by path.
+
+    Runs are kept in `results` itself and in its machine folders, one level down; the
+    store looks nowhere deeper (`--results /` must not walk the whole filesystem).
+    """
     if not results.is_dir():
         return []
     seen, files = set(), []
-    for path in sorted(results.rglob("*.json"), key=lambda p: (p.is_symlink(), p)):  # a run's own file before links to it
+    candidates = [*results.glob("*.json"), *results.glob("*/*.json")]
+    for path in sorted(candidates, key=lambda p: (p.is_symlink(), p)):  # a run's own file before links to it
         if path.relative_to(results).parts[0] in REPORT_FOLDERS:
             continue
         try:
@@ -100,6 +109,12 @@ def run_files(results: Path) -> list[Path]:
             seen.add(real)
             files.append(path)
     return sorted(files)
+
+
+def record_files(results: Path) -> list[Path]:
+    """Every numbered record the commands saved under `results` (`ab` comparisons), sorted by path."""
+    return sorted(path for folder in RECORD_FOLDERS if (results / folder).is_dir()
+                  for path in (results / folder).glob("*.json") if RUN_NAME.match(path.name))
 
 
 def save_new(folder: Path, suffix: str, text: str) -> Path:
@@ -119,13 +134,14 @@ def save_new(folder: Path, suffix: str, text: str) -> Path:
             os.fsync(out.fileno())
         with open(folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            number = next_number(folder)
             while True:
-                final = folder / f"{next_number(folder):04d}_{suffix}.json"
+                final = folder / f"{number:04d}_{suffix}.json"
                 try:
                     os.link(temporary, final)
                     return final
-                except FileExistsError:
-                    continue
+                except FileExistsError:  # a saver without the lock took it: the next number, never the same again
+                    number += 1
     finally:
         os.unlink(temporary)
 
@@ -136,10 +152,15 @@ def next_number(folder: Path) -> int:
 
 
 def check_writable(folder: Path) -> None:
-    """Raise ValueError naming `folder` unless a file can be created in it (creating the folder if needed)."""
+    """Raise ValueError naming `folder` unless a file can be created in it; creates nothing.
+
+    A folder not there yet is checked at its nearest existing parent, where it would be made.
+    """
+    existing = next((f for f in (folder, *folder.parents) if f.exists()), Path("/"))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise ValueError(f"cannot write to {folder}: {err.strerror or err}") from None
@@ -148,21 +169,24 @@ def check_writable(folder: Path) -> None:
 def check_output(path: Path, results: Path, force: bool = False) -> None:
     """Raise ValueError unless a report may be written to `path`.
 
-    Never a saved run, nor anything in a folder of saved runs, nor a JSON file among
-    them (the next read would take it for a run); an existing file only with force.
+    Never a saved file (a run, an `ab` record: what save_new wrote), nor anything in a
+    folder of them, nor a JSON file among them (the next read would take it for a run);
+    an existing file only with force.
     """
     if path.is_dir():
         raise ValueError(f"--output {path} is a folder; give a file name")
-    real, runs = path.resolve(), [run.resolve() for run in run_files(results)]
-    if real in runs:
-        raise ValueError(f"--output {path} is a saved run; refusing to overwrite it")
+    real = path.resolve()
+    runs, records = [run.resolve() for run in run_files(results)], [r.resolve() for r in record_files(results)]
+    if real in runs or real in records:
+        raise ValueError(f"--output {path} is a saved {'run' if real in runs else 'record'}; refusing to overwrite it")
     try:
         inside = real.relative_to(results.resolve()).parts
     except ValueError:
         inside = ()
     json_among_runs = path.suffix == ".json" and inside and inside[0] not in REPORT_FOLDERS
-    if json_among_runs or any(run.parent in real.parents for run in runs):
-        raise ValueError(f"--output {path} lies among the saved runs in {results}; write it elsewhere")
+    saved_folders = {saved.parent for saved in runs + records} | {(results / f).resolve() for f in RECORD_FOLDERS}
+    if json_among_runs or any(folder == real or folder in real.parents for folder in saved_folders):
+        raise ValueError(f"--output {path} lies among the saved runs and records in {results}; write it elsewhere")
     if path.exists() and not force:
         raise ValueError(f"--output {path} exists; pass --force to replace it")
     if not path.parent.is_dir():
@@ -170,8 +194,27 @@ def check_output(path: Path, results: Path, force: bool = False) -> None:
 
 
 def write_output(path: Path, text: str) -> None:
-    """Write a report file, any failure as one ValueError line."""
+    """Write a report file whole or not at all, any failure as one ValueError line.
+
+    The text goes to a temporary file beside it that then replaces `path` (where `path`
+    is a link, the file it points to): a failure midway leaves the old file as it was.
+    """
+    final = path.resolve()
     try:
-        path.write_text(text)
+        data = text.encode("utf-8")
+        final.parent.mkdir(parents=True, exist_ok=True)  # a default output's folder (pages/): --output's must exist
+        handle, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"cannot write {path}: text that is not valid Unicode ({err.reason})") from None
     except OSError as err:
         raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, final)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
