@@ -1,12 +1,14 @@
 """`backprop-bench ab`: which benchmarks got slower or faster from one code version or environment to another.
 
 Runs made at different times measure the machine's state as much as the code, so the
-two sides are measured interleaved: one persistent worker process per side
-(backprop_bench/ab_worker.py), each benchmark loaded and warmed up in both, then turns of
-single trainings alternating in a random order for each pair, so that both sides see
-the same machine (Abedi and Brecht, ICPE 2017; Bulej et al., duet benchmarking, 2020).
+two sides are measured interleaved: worker processes of each side
+(backprop_bench/ab_worker.py), each benchmark loaded and warmed up in all of them, then
+turns of single trainings alternating in a random order for each pair, so that both
+sides see the same machine (Abedi and Brecht, ICPE 2017; Bulej et al., duet
+benchmarking, 2020).
 
-The statistics are pure functions of the paired log-ratios log(candidate / baseline).
+The statistics are pure functions of the paired log-ratios log(candidate / baseline),
+each tagged with the block (a baseline process and a candidate process) that timed it.
 """
 
 from __future__ import annotations
@@ -33,38 +35,82 @@ from backprop_bench import ab_worker, store
 from backprop_bench.report import VERDICTS, seconds_text
 
 CONFIDENCE = 0.95
-MIN_PAIRS = 10            # every benchmark gets at least this many, budget or not
+PAIRS_PER_BLOCK = 2       # every block times every benchmark at least this often, budget or not
 MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
-SECONDS_PER_BENCHMARK = 15.0  # the default budget, per benchmark compared
-PROCESSES = 4             # worker processes per side (see Pairs)
+SECONDS_PER_BENCHMARK = 6.0  # the default budget, per benchmark compared, start-up included
+PROCESSES = 6             # worker processes per side: blocks (see interval)
 WORKER_BYTES = 410e6      # one worker's memory with every framework loaded, measured here (peak RSS)
 TREE_PREFIX = "backprop-bench-ab-"  # a temporary worktree's folder: TREE_PREFIX<pid of its ab>-<random>
+SCHEMA = 2                # of the saved record; 1: one interval over all pairs, no blocks
+
+Pair = tuple[int, float]  # (block, log(candidate / baseline))
 
 
 class AbError(ValueError):
     """A comparison that cannot be made; the message says why and what to do."""
 
 
-# --- statistics: pure functions of paired log-ratios ---------------------------------------------
+# --- statistics: pure functions of paired log-ratios in blocks ------------------------------------
 
-def median_interval(log_ratios) -> tuple[float, float, float]:
-    """The median paired ratio and its distribution-free 95% confidence interval, as ratios.
+def block_medians(pairs: list[Pair]) -> np.ndarray:
+    """Each block's median log-ratio, in block order."""
+    blocks: dict[int, list[float]] = {}
+    for block, log_ratio in pairs:
+        blocks.setdefault(block, []).append(log_ratio)
+    return np.array([np.median(blocks[block]) for block in sorted(blocks)])
 
-    The interval runs between two order statistics of the log-ratios, x_(k) and x_(n+1-k):
-    it holds the true median unless at least n+1-k of the n pairs fall on one side of it,
-    a Binomial(n, 1/2) event whatever the distribution of the noise (only independent
-    pairs are assumed, not symmetry or normality). With fewer than 6 pairs no k works and
-    the interval is (0, inf).
+
+def interval(pairs: list[Pair]) -> tuple[float, float, float]:
+    """The ratio and its 95% confidence interval: a t interval over the blocks' median log-ratios.
+
+    The unit of replication is the block, not the pair. A process runs the same code
+    several percent faster or slower than another (memory layout, where its threads
+    land): an A/A comparison here found jax-jit-step on seed-linear 1.075x with one
+    process a side, and pairs pooled over four processes a side still gave "95%"
+    intervals that held on only 42 of 48 benchmarks (0.969 [0.938, 0.984] for identical
+    code). Pairs from the same processes share their speed, so they are not independent
+    and an interval over pairs is too narrow. Each block is a baseline process and a
+    candidate process of their own, so the blocks' estimates are independent; their
+    medians, each over many pairs, are close to normal; and a t interval over them widens
+    with the spread between processes, as a two-level (pairs within processes) design
+    needs. pyperf spreads its samples over 20 processes for the same reason.
+    With fewer than 2 blocks there is no interval: (0, inf).
     """
-    from scipy.stats import binom
+    from scipy.stats import t
 
-    x = np.sort(np.asarray(log_ratios, dtype=float))
-    n = len(x)
-    k = int(binom.ppf((1 - CONFIDENCE) / 2, n, 0.5))  # the largest k with P(B <= k - 1) < 2.5%
-    low, high = (math.exp(x[k - 1]), math.exp(x[n - k])) if k >= 1 else (0.0, math.inf)
-    return math.exp(np.median(x)), low, high
+    medians = block_medians(pairs)
+    if len(medians) == 0:
+        return math.nan, 0.0, math.inf
+    center = float(np.mean(medians))
+    if len(medians) < 2:
+        return math.exp(center), 0.0, math.inf
+    half = t.ppf((1 + CONFIDENCE) / 2, len(medians) - 1) * standard_error(pairs)
+    return math.exp(center), math.exp(center - half), math.exp(center + half)
+
+
+def standard_error(pairs: list[Pair]) -> float:
+    """The standard error of the mean block median log-ratio (inf with fewer than 2 blocks)."""
+    medians = block_medians(pairs)
+    return float(np.std(medians, ddof=1) / math.sqrt(len(medians))) if len(medians) >= 2 else math.inf
+
+
+def smallest_flagged(se: float, blocks: int, threshold: float, power: float = 0.8) -> float:
+    """The smallest slowdown (as a ratio - 1) that `verdict` calls a regression with probability `power`,
+    given the standard error `se` of the log-ratio over `blocks` blocks: the minimal detectable effect.
+
+    Where the interval is narrower than the threshold, the estimate must pass the
+    threshold and the interval clear 1; where it is wider, the whole interval must lie
+    past the threshold. Each `power` of the time, by a normal approximation of the estimate.
+    """
+    from scipy.stats import norm, t
+
+    if not (np.isfinite(se) and blocks >= 2):
+        return math.inf
+    z, half, step = norm.ppf(power), t.ppf((1 + CONFIDENCE) / 2, blocks - 1) * se, math.log1p(threshold)
+    needed = max(step, half) + z * se if 2 * half <= step else step + half + z * se
+    return math.expm1(needed)
 
 
 def narrow(low: float, high: float, threshold: float) -> bool:
@@ -73,46 +119,53 @@ def narrow(low: float, high: float, threshold: float) -> bool:
 
 
 def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
-    """regression, improvement, same or inconclusive.
+    """regression, improvement; slower, faster; same or inconclusive.
 
     A change needs its estimate past the threshold and its whole interval on that side of
     1, and then either a narrow interval or one lying wholly past the threshold: a wide
     interval that only just misses 1 is what a few unlucky pairs give (an A/A comparison
-    here called mlp-4096x1024 0.950 [0.864, 0.994] after 10 pairs).
+    here called mlp-4096x1024 0.950 [0.864, 0.994] after 10 pairs). An interval wholly on
+    one side of 1 that is not such a change is still a change seen: `slower` or
+    `faster`, never `same` (as asv and pyperf mark "significant but small" apart).
     """
     clear = narrow(low, high, threshold)
     if low > 1 and ratio > 1 + threshold and (clear or low > 1 + threshold):
         return "regression"
     if high < 1 and ratio < 1 / (1 + threshold) and (clear or high < 1 / (1 + threshold)):
         return "improvement"
+    if low > 1:
+        return "slower"
+    if high < 1:
+        return "faster"
     return "same" if clear else "inconclusive"
 
 
-def measure(next_pair: Callable[[str], float], names: list[str], time_left: Callable[[], bool], threshold: float,
-            rng: np.random.Generator, progress: Callable[[str, list, bool], None] = lambda *_: None) -> dict:
+def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], bool], threshold: float,
+            rng: np.random.Generator, min_pairs: int,
+            progress: Callable[[str, list, bool], None] = lambda *_: None) -> dict[str, list[Pair]]:
     """Paired log-ratios per benchmark, in rounds, until each interval is narrower than the threshold or time is up.
 
     Each round takes one pair of every benchmark still measuring, in a random order
     (randomized multiple interleaved trials): a benchmark's pairs spread over the whole
     run, so that a burst of load on the machine does not fall on consecutive pairs of one
-    benchmark, which would correlate them and make its interval too narrow. The rule
-    looks at the interval's width only, never at where it lies: stopping as soon as a
-    difference "looks significant" would inflate false alarms.
+    benchmark. The rule looks at the interval's width only, never at where it lies:
+    stopping as soon as a difference "looks significant" would inflate false alarms.
     """
-    log_ratios: dict[str, list[float]] = {name: [] for name in names}
+    pairs: dict[str, list[Pair]] = {name: [] for name in names}
     active = list(names)
     while active:
         for name in rng.permutation(active):
-            log_ratios[name].append(next_pair(name))
+            pairs[name].append(next_pair(name))
         still = []
         for name in active:
-            pairs = log_ratios[name]
-            enough = len(pairs) >= MIN_PAIRS and (not time_left() or narrow(*median_interval(pairs)[1:], threshold))
-            progress(name, pairs, enough or len(pairs) >= MAX_PAIRS)
-            if not (enough or len(pairs) >= MAX_PAIRS):
+            enough = len(pairs[name]) >= min_pairs and (
+                not time_left() or narrow(*interval(pairs[name])[1:], threshold))
+            done = enough or len(pairs[name]) >= MAX_PAIRS
+            progress(name, pairs[name], done)
+            if not done:
                 still.append(name)
         active = still
-    return log_ratios
+    return pairs
 
 
 # --- sides: revisions in temporary worktrees, interpreters -----------------------------------------
@@ -305,17 +358,26 @@ class Worker:
         return json.loads(line)
 
     def ask(self, **request) -> dict:
+        self.send([request])
+        return self.collect(1)[0]
+
+    def send(self, requests: list[dict]) -> None:
+        """Wake the worker and hand it `requests`, answered in order; collect() the replies."""
         self._signal(signal.SIGCONT)
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write("".join(json.dumps(request) + "\n" for request in requests))
             self.process.stdin.flush()
         except OSError:
             raise self._failed() from None
-        reply = self._receive()
+
+    def collect(self, count: int) -> list[dict]:
+        """The next `count` replies; then the worker is stopped until the next request."""
+        replies = [self._receive() for _ in range(count)]
         self._signal(signal.SIGSTOP)
-        if "error" in reply:
-            raise AbError(f"the {self.side.role} ({self.side.label}): {reply['error']}")
-        return reply
+        for reply in replies:
+            if "error" in reply:
+                raise AbError(f"the {self.side.role} ({self.side.label}): {reply['error']}")
+        return replies
 
     def close(self) -> None:
         with uninterruptible():
@@ -347,16 +409,13 @@ class Progress:
         self.stream, self.total, self.finished, self.shown = stream, total, 0, 0.0
         self.live = stream.isatty()
 
-    def loading(self, index: int, name: str) -> None:
-        if self.live:
-            self.stream.write(f"\r\033[Kloading, warming up and checking {index + 1}/{self.total}: {name}")
-        elif index == 0:
-            self.stream.write(f"loading, warming up and checking {self.total} benchmarks in every worker\n")
+    def loading(self, workers: int) -> None:
+        self.stream.write(f"loading, warming up and checking {self.total} benchmarks in each of {workers} workers\n")
         self.stream.flush()
 
-    def __call__(self, name: str, log_ratios: list, finished: bool) -> None:
-        ratio, low, high = median_interval(log_ratios)
-        line = f"{name}: {len(log_ratios)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
+    def __call__(self, name: str, pairs: list, finished: bool) -> None:
+        ratio, low, high = interval(pairs)
+        line = f"{name}: {len(pairs)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
         if finished:
             self.finished += 1
             self.stream.write(("\r\033[K" if self.live else "") + f"[{self.finished}/{self.total} done] {line}\n")
@@ -367,43 +426,48 @@ class Progress:
 
 
 class Pairs:
-    """Paired turns of the two sides: each benchmark loaded in every worker first, then one pair at a time on request.
+    """Paired turns of the two sides in blocks: each benchmark loaded in every worker first, then one pair at a time.
 
-    Each side has several worker processes, and each turn goes to one drawn at random: a
-    process can be several percent faster or slower than another running the same code
-    (memory layout, where its threads land). A/A comparisons of identical code here found
-    jax-jit-step on seed-linear 1.075x [1.071, 1.080] with one process a side, and
-    mlp-256x64 numpy 1.081x [1.061, 1.101] with two; with four, every benchmark was within
-    0.986-1.023. Drawing the process per turn makes that difference noise the interval sees.
+    Block k is the k-th baseline worker and the k-th candidate worker, each a process of
+    its own: a pair is timed in one block, and a benchmark's pairs go round its blocks in
+    a shuffled order, so each block times it about equally often (see interval).
     """
 
     def __init__(self, workers: list[list[Worker]], names: list[str], rng: np.random.Generator, progress: Progress):
         self.workers, self.rng = workers, rng
-        self.per_turn = {}
-        for index, name in enumerate(names):  # every benchmark warmed up everywhere before any timing
-            progress.loading(index, name)
-            warm_s = max(worker.ask(op="load", name=name)["warm_s"] for each in workers for worker in each)
-            self.per_turn[name] = int(np.clip(TURN_S / max(warm_s, 1e-9), 1, MAX_TURN))
+        everyone = workers[0] + workers[1]
+        progress.loading(len(everyone))
+        # Loaded in every worker at once (nothing is timed yet, so they may share the CPUs): the start-up halves.
+        for worker in everyone:
+            worker.send([{"op": "load", "name": name} for name in names])
+        warm = [[reply["warm_s"] for reply in worker.collect(len(names))] for worker in everyone]
+        self.per_turn = {name: int(np.clip(TURN_S / max(max(w[i] for w in warm), 1e-9), 1, MAX_TURN))
+                         for i, name in enumerate(names)}
+        self.blocks = len(workers[0])
+        self.order = {name: [] for name in names}  # the blocks still to visit in this benchmark's current round
         self.timings = {name: ([], []) for name in names}
 
-    def __call__(self, name: str) -> float:
-        """log(candidate / baseline) of one pair of turns, the sides in a random order, each in a random process."""
+    def __call__(self, name: str) -> Pair:
+        """(block, log(candidate / baseline)) of one pair of turns in one block, the sides in a random order."""
+        if not self.order[name]:
+            self.order[name] = list(self.rng.permutation(self.blocks))
+        block = int(self.order[name].pop())
         turn = {}
         for index in self.rng.permutation(2):
-            worker = self.workers[index][self.rng.integers(len(self.workers[index]))]
-            turn[index] = worker.ask(op="time", name=name, n=self.per_turn[name])["s"]
+            turn[index] = self.workers[index][block].ask(op="time", name=name, n=self.per_turn[name])["s"]
         for index in (0, 1):
             self.timings[name][index].extend(turn[index])
-        return math.log(np.median(turn[1]) / np.median(turn[0]))
+        return block, math.log(np.median(turn[1]) / np.median(turn[0]))
 
-    def row(self, name: str, log_ratios: list, threshold: float) -> dict:
-        """One benchmark of the record: medians, the median paired ratio, its interval, verdict, every timing."""
+    def row(self, name: str, pairs: list[Pair], threshold: float) -> dict:
+        """One benchmark of the record: medians, the ratio, its interval, verdict, every pair and timing."""
         baseline_s, candidate_s = self.timings[name]
-        ratio, low, high = median_interval(log_ratios)
+        ratio, low, high = interval(pairs)
         return {"name": name, "baseline_median_s": float(np.median(baseline_s)),
                 "candidate_median_s": float(np.median(candidate_s)), "ratio": ratio, "ci_low": low, "ci_high": high,
-                "pairs": len(log_ratios), "verdict": verdict(ratio, low, high, threshold),
-                "baseline_s": baseline_s, "candidate_s": candidate_s}
+                "pairs": len(pairs), "blocks": len(block_medians(pairs)), "se": standard_error(pairs),
+                "verdict": verdict(ratio, low, high, threshold), "pair_blocks": [b for b, _ in pairs],
+                "log_ratios": [r for _, r in pairs], "baseline_s": baseline_s, "candidate_s": candidate_s}
 
 
 def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
@@ -447,8 +511,9 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
         rng = np.random.default_rng()
         progress = Progress(stream, len(names))
         pairs = Pairs(workers, names, rng, progress)
-        log_ratios = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng, progress)
-        rows = [pairs.row(name, log_ratios[name], threshold) for name in names]
+        found = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng,
+                        PAIRS_PER_BLOCK * processes, progress)
+        rows = [pairs.row(name, found[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)
 
 
@@ -461,7 +526,7 @@ def machine_info() -> dict:
 
 def record(sides: list[Side], workers: list[list[Worker]], threshold: float, rows: list[dict]) -> dict:
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
-    return {"backprop_bench_ab": 1, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
+    return {"backprop_bench_ab": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
             "machine_info": machine_info(),
             **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)} for s, w in zip(sides, workers)},
             "benchmarks": rows}
@@ -498,4 +563,5 @@ def table(ab_record: dict):
 def summary(ab_record: dict) -> str:
     counts = {v: sum(r["verdict"] == v for r in ab_record["benchmarks"]) for v in VERDICTS}
     return (f"{counts['regression']} regression(s), {counts['improvement']} improvement(s), "
+            f"{counts['slower'] + counts['faster']} under the threshold (slower or faster), "
             f"{counts['inconclusive']} inconclusive among {len(ab_record['benchmarks'])} benchmarks")

@@ -345,10 +345,12 @@ def _ab(comparisons: pd.DataFrame) -> str:
              + _how("`backprop-bench ab` times two versions of the code interleaved on the same machine and saves "
                     "the comparison under results/ab/. Each point is a benchmark's candidate / baseline median, "
                     "right of 1 is slower; the whisker is its confidence interval. Only a whole interval past the "
-                    "threshold makes a regression or an improvement."))
+                    "threshold makes a regression or an improvement; an interval wholly on one side of 1 but not past "
+                    "the threshold is 'slower' or 'faster': a change seen, smaller than the threshold."))
     if comparisons.empty:
         return intro + '<p class="empty">No A/B comparisons are saved under results/ab/ yet.</p>\n'
-    colours = {"regression": "crimson", "improvement": "seagreen", "same": "grey", "inconclusive": "goldenrod"}
+    colours = {"regression": "crimson", "improvement": "seagreen", "slower": "lightcoral", "faster": "mediumaquamarine",
+               "same": "grey", "inconclusive": "goldenrod"}
     rows = comparisons.sort_values(["datetime", "benchmark"])
     # The record's number first: two comparisons of the same revisions at the same minute stay apart.
     rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str.split("_").str[0] + ": " + rows["baseline"] + " vs "

@@ -20,7 +20,8 @@ import pandas as pd
 from backprop_bench import store
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
-VERDICTS = ("regression", "improvement", "same", "inconclusive")
+# `ab`'s verdicts: past the threshold; certain but not past it; no change seen, narrowly or not.
+VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusive")
 # extra_info keys the readers compute with, and the types they must have.
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
            "compile_s", "peak_memory_bytes",
@@ -368,7 +369,7 @@ def _side_label(side: dict) -> str:
 
 
 def _comparison_rows(path: Path, record) -> list[dict]:
-    if not isinstance(record, dict) or record.get("backprop_bench_ab") != 1 or not isinstance(record["benchmarks"], list):
+    if not isinstance(record, dict) or record.get("backprop_bench_ab") not in (1, 2) or not isinstance(record["benchmarks"], list):
         raise ValueError("not a backprop-bench ab record")
     _validate_machine_info(record["machine_info"])
     sides = {side: record[side] for side in ("baseline", "candidate")}

@@ -30,52 +30,103 @@ def paired_log_ratios(rng, n, ratio, noise):
     return np.log(ratio) + noise * rng.standard_t(3, size=n)
 
 
-def test_interval_covers_the_true_ratio_95_percent_of_the_time():
+def block_pairs(rng, blocks, per_block, ratio, noise, process_sd=0.0):
+    """(block, log-ratio) pairs: each block's two processes run at their own speed, a planted per-process offset."""
+    offsets = process_sd * (rng.normal(size=blocks) - rng.normal(size=blocks))  # candidate's minus baseline's
+    return [(k, float(x)) for k in range(blocks) for x in offsets[k] + paired_log_ratios(rng, per_block, ratio, noise)]
+
+
+def pooled_interval(log_ratios):
+    """The interval before blocks (commit 621797c): order statistics of all pairs, as if they were independent."""
+    from scipy.stats import binom
+
+    x, n = np.sort(log_ratios), len(log_ratios)
+    k = int(binom.ppf(0.025, n, 0.5))
+    return np.exp(x[k - 1]), np.exp(x[n - k])
+
+
+def test_the_interval_holds_its_95_percent_where_processes_differ_and_pooling_pairs_did_not():
+    """A per-process offset of 2% (jax-jit-step's size here): pooled pairs call a change; blocks do not."""
     rng = np.random.default_rng(0)
-    for n in (10, 31, 200):
-        covered = [low <= 1.07 <= high
-                   for low, high in (ab.median_interval(paired_log_ratios(rng, n, 1.07, 0.05))[1:] for _ in range(2000))]
-        assert 0.94 <= np.mean(covered) <= 0.995, (n, np.mean(covered))  # exact: >= 95%, conservative for small n
+    covered, pooled = [], []
+    for _ in range(2000):
+        pairs = block_pairs(rng, 6, 8, 1.07, 0.01, process_sd=0.02)
+        low, high = ab.interval(pairs)[1:]
+        covered.append(low <= 1.07 <= high)
+        low, high = pooled_interval([x for _, x in pairs])
+        pooled.append(low <= 1.07 <= high)
+    assert 0.93 <= np.mean(covered) <= 0.97, np.mean(covered)
+    assert np.mean(pooled) < 0.8, np.mean(pooled)  # 0.63 with this seed: far from its promised 95%
 
 
-def test_too_few_pairs_give_no_interval():
-    assert ab.median_interval([0.1] * 5)[1:] == (0.0, float("inf"))
-    assert ab.median_interval(np.log([1.1, 1.2, 1.0, 1.3, 1.15, 1.05]))[1:] == pytest.approx((1.0, 1.3))
+def test_the_interval_holds_its_95_percent_without_process_offsets():
+    rng = np.random.default_rng(1)
+    for blocks, per_block in ((4, 3), (6, 10), (12, 40)):
+        covered = [low <= 1.07 <= high for low, high in
+                   (ab.interval(block_pairs(rng, blocks, per_block, 1.07, 0.05))[1:] for _ in range(2000))]
+        assert 0.93 <= np.mean(covered) <= 0.985, (blocks, np.mean(covered))
 
 
-@pytest.mark.parametrize("ratio, noise, n, expected", [
-    (1.10, 0.02, 200, "regression"),
-    (1 / 1.10, 0.02, 200, "improvement"),
-    (1.00, 0.02, 200, "same"),
-    (1.03, 0.02, 200, "same"),          # a real change, but under the threshold
-    (1.10, 0.50, 20, "inconclusive"),   # too noisy to tell in 20 pairs
+def test_one_block_gives_no_interval():
+    assert ab.interval([(0, 0.1)] * 5)[1:] == (0.0, float("inf"))
+    assert ab.interval([(0, 0.0), (1, 0.2)])[0] == pytest.approx(np.exp(0.1))
+
+
+@pytest.mark.parametrize("ratio, noise, per_block, expected", [
+    (1.10, 0.02, 30, "regression"),
+    (1 / 1.10, 0.02, 30, "improvement"),
+    (1.00, 0.02, 30, "same"),
+    (1.03, 0.02, 30, "slower"),         # a real change, seen, but under the threshold
+    (1 / 1.03, 0.02, 30, "faster"),
+    (1.10, 0.50, 3, "inconclusive"),    # too noisy to tell in 3 pairs a block
 ])
-def test_verdicts_on_known_ratios(ratio, noise, n, expected):
-    estimate, low, high = ab.median_interval(paired_log_ratios(np.random.default_rng(1), n, ratio, noise))
+def test_verdicts_on_known_ratios(ratio, noise, per_block, expected):
+    estimate, low, high = ab.interval(block_pairs(np.random.default_rng(1), 6, per_block, ratio, noise))
     assert ab.verdict(estimate, low, high, threshold=0.05) == expected
 
 
 def test_verdict_needs_both_the_interval_and_the_threshold():
-    assert ab.verdict(1.04, 1.01, 1.06, 0.05) == "same"         # significant, but smaller than the threshold
+    assert ab.verdict(1.04, 1.01, 1.06, 0.05) == "slower"       # significant, but smaller than the threshold
+    assert ab.verdict(0.96, 0.94, 0.99, 0.05) == "faster"
+    assert ab.verdict(1.047, 1.039, 1.055, 0.05) == "slower"    # a planted +4.5%: never "same"
+    assert ab.verdict(1.01, 0.99, 1.03, 0.05) == "same"
     assert ab.verdict(1.08, 0.99, 1.12, 0.05) == "inconclusive"  # past the threshold, but 1 is in the interval
-    assert ab.verdict(0.95, 0.864, 0.994, 0.05) == "inconclusive"  # wide, and only just misses 1
+    assert ab.verdict(0.95, 0.864, 0.994, 0.05) == "faster"     # wide, and only just misses 1: a change, not its size
     assert ab.verdict(1.5, 1.2, 2.0, 0.05) == "regression"      # wide, but wholly past the threshold
     assert ab.verdict(0.6, 0.4, 0.9, 0.05) == "improvement"
 
 
-def measure_one(next_pair, time_left=lambda: True, threshold=0.05):
-    return ab.measure(lambda name: next_pair(), ["one"], time_left, threshold, np.random.default_rng(0))["one"]
+@pytest.mark.parametrize("sd, thresholds", [(0.01, (0.0, 0.03, 0.05)), (0.002, (0.0, 0.03, 0.05))])
+def test_the_smallest_flagged_change_is_flagged_80_percent_of_the_time(sd, thresholds):
+    """Where intervals are wider than the threshold (sd 1%) and narrower (sd 0.2%)."""
+    rng, blocks, per_block, noise = np.random.default_rng(8), 6, 10, 0.02
+    se = np.std([np.mean(ab.block_medians(block_pairs(rng, blocks, per_block, 1.0, noise, sd)))
+                 for _ in range(2000)])
+    for threshold in thresholds:
+        effect = ab.smallest_flagged(se, blocks, threshold)
+        flagged = [ab.verdict(*ab.interval(block_pairs(rng, blocks, per_block, 1 + effect, noise, sd)), threshold)
+                   == "regression" for _ in range(1000)]
+        assert 0.7 <= np.mean(flagged) <= 0.92, (threshold, effect, np.mean(flagged))
+    assert ab.smallest_flagged(float("inf"), blocks, 0.05) == float("inf")
+
+
+def measure_one(next_pair, time_left=lambda: True, threshold=0.05, blocks=4):
+    """ab.measure of one benchmark whose pairs go round `blocks` blocks."""
+    count = iter(range(10**6))
+    found = ab.measure(lambda name: (next(count) % blocks, next_pair()), ["one"], time_left, threshold,
+                       np.random.default_rng(0), ab.PAIRS_PER_BLOCK * blocks)
+    return found["one"]
 
 
 def test_measuring_stops_when_the_interval_is_narrower_than_the_threshold():
     rng = np.random.default_rng(2)
-    log_ratios = measure_one(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0])
-    assert ab.MIN_PAIRS <= len(log_ratios) < ab.MAX_PAIRS
-    assert ab.narrow(*ab.median_interval(log_ratios)[1:], 0.05)
-    assert len(log_ratios) == ab.MIN_PAIRS or not ab.narrow(*ab.median_interval(log_ratios[:-1])[1:], 0.05)
+    pairs = measure_one(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0])
+    assert ab.PAIRS_PER_BLOCK * 4 <= len(pairs) < ab.MAX_PAIRS
+    assert ab.narrow(*ab.interval(pairs)[1:], 0.05)
+    assert len(pairs) == ab.PAIRS_PER_BLOCK * 4 or not ab.narrow(*ab.interval(pairs[:-1])[1:], 0.05)
 
 
-@pytest.mark.parametrize("time_for, expected", [(3, ab.MIN_PAIRS), (25, 25)])
+@pytest.mark.parametrize("time_for, expected", [(3, ab.PAIRS_PER_BLOCK * 4), (25, 25)])
 def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_for, expected):
     """Noise far too large for the threshold: only the budget (here counted in pairs) ends it."""
     rng, pairs = np.random.default_rng(3), []
@@ -91,9 +142,14 @@ def test_measuring_ignores_where_the_interval_lies():
     """A huge, obvious slow-down is measured as long as none: the rule looks at the width only."""
     rngs = {"none": np.random.default_rng(4), "huge": np.random.default_rng(4)}
     ratios = {"none": 1.0, "huge": 3.0}
-    found = ab.measure(lambda name: paired_log_ratios(rngs[name], 1, ratios[name], 0.05)[0], list(rngs),
-                       lambda: True, 0.05, np.random.default_rng(5))
-    assert len(found["none"]) == len(found["huge"]) > ab.MIN_PAIRS
+    counts = {"none": 0, "huge": 0}
+
+    def next_pair(name):
+        counts[name] += 1
+        return counts[name] % 4, paired_log_ratios(rngs[name], 1, ratios[name], 0.05)[0]
+
+    found = ab.measure(next_pair, list(rngs), lambda: True, 0.05, np.random.default_rng(5), 8)
+    assert len(found["none"]) == len(found["huge"]) > 8
 
 
 def test_measuring_interleaves_the_benchmarks_in_rounds_until_each_is_done():
@@ -103,11 +159,11 @@ def test_measuring_interleaves_the_benchmarks_in_rounds_until_each_is_done():
 
     def next_pair(name):
         calls.append(name)
-        return paired_log_ratios(rng, 1, 1.0, noise[name])[0]
+        return calls.count(name) % 4, paired_log_ratios(rng, 1, 1.0, noise[name])[0]
 
-    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 200, 0.05, np.random.default_rng(7))
-    assert len(found["quiet"]) == ab.MIN_PAIRS < len(found["noisy"])
-    rounds = [calls[i:i + 2] for i in range(0, 2 * ab.MIN_PAIRS, 2)]
+    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 200, 0.05, np.random.default_rng(7), 8)
+    assert len(found["quiet"]) == 8 < len(found["noisy"])
+    rounds = [calls[i:i + 2] for i in range(0, 2 * 8, 2)]
     assert all(sorted(r) == ["noisy", "quiet"] for r in rounds) and len({tuple(r) for r in rounds}) == 2
 
 
@@ -186,7 +242,8 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
     assert record["baseline"]["versions"]["numpy"] == record["candidate"]["versions"]["numpy"]
     assert record["baseline"]["processes"] == record["candidate"]["processes"] == ab.PROCESSES
     [row] = record["benchmarks"]
-    assert row["name"] == TINY and row["verdict"] in ab.VERDICTS and row["pairs"] >= ab.MIN_PAIRS
+    assert row["name"] == TINY and row["verdict"] in ab.VERDICTS and row["pairs"] >= ab.PAIRS_PER_BLOCK * ab.PROCESSES
+    assert row["blocks"] == ab.PROCESSES and sorted(set(row["pair_blocks"])) == list(range(ab.PROCESSES))
     assert len(row["baseline_s"]) == len(row["candidate_s"]) >= row["pairs"]
     assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
 
@@ -237,7 +294,7 @@ def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
     second = ab.save_record(record, tmp_path / "results")
     assert [first.name, second.name] == ["0001_HEAD-vs-working-tree.json", "0002_HEAD-vs-working-tree.json"]
     saved = json.loads(first.read_text())
-    assert saved["backprop_bench_ab"] == 1 and saved["benchmarks"][0]["name"] == TINY
+    assert saved["backprop_bench_ab"] == ab.SCHEMA and saved["benchmarks"][0]["name"] == TINY
     read = report.load_comparisons(tmp_path / "results")  # what the page reads
     assert list(read["benchmark"]) == [TINY, TINY] and set(read["verdict"]) <= set(ab.VERDICTS)
     assert sorted(p.name for p in (tmp_path / "results" / "ab").glob("*.json")) == [first.name, second.name]
