@@ -43,7 +43,7 @@ def plant(clone: Path, slowdown: float) -> None:
     code = path.read_text()
     code = code.replace("    def run(self, loaded):\n", "    def run(self, loaded):\n        started = time.perf_counter()\n", 1)
     code = code.replace("\n        return params, losses\n", PLANT, 1)
-    path.write_text(f"import time\nSLOWDOWN = {slowdown}\n" + code)
+    path.write_text(code + f"\n\nimport time  # noqa: E402 (planted)\n\nSLOWDOWN = {slowdown}\n")
     for args in (["add", "-A"], ["-c", "user.name=gate", "-c", "user.email=gate@localhost", "commit", "-qm",
                                  f"planted {slowdown:.0%} slowdown"]):
         subprocess.run(["git", "-C", str(clone), *args], check=True, capture_output=True)
@@ -56,7 +56,7 @@ def compare(cwd: Path, baseline: str, candidate: str, threshold: str, only: str,
                            "--threshold", threshold, "--only", only, "--format", "json", "--results", str(saved)]
                           + (["--budget", budget] if budget else []),
                           cwd=cwd, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
+    if done.returncode not in (0, 1) or not done.stdout.strip():
         sys.exit(f"gate_check: ab failed: {done.stderr.strip().splitlines()[-1:]}")
     found = json.loads(done.stdout)
     found["wall_s"] = time.monotonic() - start
