@@ -27,8 +27,9 @@ class UsageError(ValueError):
     """A mistake in the command line."""
 
 
-# Control characters (ANSI escape sequences start with one) that a terminal would obey: all but tab and newline.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (ANSI escape sequences start with one) that a terminal would obey, all but tab and
+# newline, and the bidirectional overrides that reorder what a line shows.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
@@ -217,7 +218,7 @@ def run_compare(args) -> int:
         if args.format != "csv":
             text = _compare_header(firsts, tables, args.normalize) + f"\n{text}"
         if output is not None:
-            store.write_output(output, text)
+            store.write_output(output, printable(text))  # a file someone will `cat`
             print(f"wrote {output}")
         else:
             print(text, end="")
@@ -324,7 +325,7 @@ def run_ab(args) -> int:
     try:
         if output is not None:
             try:
-                store.write_output(output, text)
+                store.write_output(output, printable(text))
             except ValueError:
                 print(text, end="", flush=True)  # shown, since it could not be written
                 raise
@@ -345,8 +346,9 @@ def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
     if abs(math.log(drift)) <= math.log1p(threshold):
         return line
     commit = frame.loc[frame["run"] == baseline, "commit"].iloc[0]
+    revision = commit[:10] if re.fullmatch(r"[\w.-]+", commit) else "BASELINE_REVISION"  # no shell text from a file
     return (f"{line}, more than the threshold: the machine moved, so these medians measure it as much as the code; "
-            f"compare the code interleaved with: backprop-bench ab {commit[:10] or 'BASELINE_REVISION'}")
+            f"compare the code interleaved with: backprop-bench ab {revision}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,15 @@ def plot(table: pd.DataFrame, rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     footer = _provenance(rows.iloc[0])
-    written = [_save(_time_per_epoch(plt, table, footer), out_dir / "time_per_epoch")]
-    sweep = table[table["working_set_bytes"].notna()]
-    if not sweep.empty:
-        written.append(_save(_sweep(plt, sweep, footer), out_dir / "sweep"))
+    # A run's names are drawn as written: '$...$' in a name is text, not matplotlib's maths.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        figures = {"time_per_epoch": _time_per_epoch(plt, table, footer)}
+        sweep = table[table["working_set_bytes"].notna()]
+        if not sweep.empty:
+            figures["sweep"] = _sweep(plt, sweep, footer)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [_save(fig, out_dir / name) for name, fig in figures.items()]
     plt.close("all")
     return written
 
@@ -114,6 +117,9 @@ def _sweep(plt, sweep: pd.DataFrame, footer: str):
 
 
 def _save(fig, stem: Path) -> Path:
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
-    fig.savefig(stem.with_suffix(".svg"))
+    for suffix, options in ((".png", {"dpi": 120}), (".svg", {})):
+        path = stem.with_suffix(suffix)
+        if path.is_symlink():  # replaced, never followed: a link here may point at a saved run
+            path.unlink()
+        fig.savefig(path, **options)
     return stem.with_suffix(".png")

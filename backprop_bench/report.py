@@ -35,9 +35,9 @@ class SkippedRun(UserWarning):
 
 def _setup(info: dict) -> dict:
     """What can change speed on the same machine: framework versions, BLAS, thread and XLA settings."""
-    suite = info.get("backprop_bench", {})
+    suite = info.get("backprop_bench") or {}
     setup = {k: suite[k] for k in ("python", "numpy", "numpy_blas", "torch", "jax") if k in suite}
-    setup.update({f"${k}": v for k, v in suite.get("env", {}).items()})
+    setup.update({f"${k}": v for k, v in (suite.get("env") or {}).items()})
     return setup
 
 
@@ -52,7 +52,10 @@ def _hardware(info: dict) -> dict:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def _expect(mapping: dict, key: str, kind, where: str, required: bool = False) -> None:
@@ -70,6 +73,7 @@ def validate(run) -> None:
         raise ValueError("not a pytest-benchmark run")
     _expect(run, "machine_info", dict, "run", required=True)
     _expect(run, "commit_info", dict, "run")
+    _expect(run.get("commit_info") or {}, "id", str, "commit_info")
     _expect(run, "benchmarks", list, "run", required=True)
     _expect(run, "backprop_bench_run", dict, "run")
     if not _is_number((run.get("backprop_bench_run") or {}).get("wall_s", 0)):
@@ -99,6 +103,12 @@ def validate(run) -> None:
                 raise ValueError(f"{bench['name']}: {key} {value!r} is not a number")
         for key in TEXTS:
             _expect(extra, key, str, f"{bench['name']}.extra_info")
+        for text in [bench["name"], bench.get("group") or ""] + [extra.get(key) or "" for key in TEXTS]:
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"{bench['name']!r}: a name or label with a line break")
+        if extra.get("workload") is not None and not (
+                "[" in bench["name"] and _is_number(extra.get("epochs")) and extra["epochs"] > 0):
+            raise ValueError(f"{bench['name']}: a training benchmark needs a name 'workload[case]' and its epochs")
 
 
 def _validate_machine_info(info) -> None:
@@ -109,6 +119,12 @@ def _validate_machine_info(info) -> None:
         _expect(info, key, dict, "machine_info")
     for key in ("env", "machine"):
         _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
+    machine = (info.get("backprop_bench") or {}).get("machine") or {}
+    for key in ("node", "cpu"):
+        _expect(machine, key, str, "machine_info.backprop_bench.machine")
+    _expect(info.get("backprop_bench") or {}, "jax_devices", list, "machine_info.backprop_bench")
+    if not all(isinstance(d, str) for d in (info.get("backprop_bench") or {}).get("jax_devices") or []):
+        raise ValueError("machine_info.backprop_bench.jax_devices holds something other than text")
 
 
 # A JSON escape of a UTF-16 surrogate: the text can hold a lone one, which no file or terminal can show.
@@ -208,9 +224,10 @@ def _rows(path: Path, run: dict, results: Path) -> list[dict]:
         "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
         "status": run_status(run), "wall_s": (run.get("backprop_bench_run") or {}).get("wall_s"),
     }
-    return [{**common, "benchmark": bench["name"], "group": bench.get("group") or "",
-             **{k: bench["stats"].get(k) for k in STATS}, "data": bench["stats"].get("data"),
-             **(bench.get("extra_info") or {})} for bench in run["benchmarks"]]
+    # extra_info first: a key of its own named like a field of the row ('path', 'median') never replaces it.
+    return [{**(bench.get("extra_info") or {}), **common, "benchmark": bench["name"], "group": bench.get("group") or "",
+             **{k: bench["stats"].get(k) for k in STATS}, "data": bench["stats"].get("data")}
+            for bench in run["benchmarks"]]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -351,9 +368,12 @@ def load_comparisons(results: Path) -> pd.DataFrame:
     """Every `ab` comparison saved under <results>/ab/: one row per benchmark per comparison."""
     rows = []
     for path in sorted((results / "ab").glob("*.json")):
+        if not path.is_file():  # a pipe or a device named like a record would hang the read
+            warnings.warn(f"skipping {path}: not a regular file", SkippedRun, stacklevel=2)
+            continue
         try:
             rows += _comparison_rows(path, read_json(path))
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, OverflowError) as err:
             reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
             warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
     frame = pd.DataFrame(rows)
@@ -547,7 +567,10 @@ def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame
 def markdown(rows: pd.DataFrame) -> str:
     """A table as a markdown table, cells as they are."""
     header = "| " + " | ".join(rows.columns) + " |\n|" + "---|" * len(rows.columns)
-    return "\n".join([header] + ["| " + " | ".join(map(str, r)) + " |" for r in rows.itertuples(index=False)])
+    def cell(value) -> str:  # a | in a name would end the cell
+        return str(value).replace("|", "\\|")
+
+    return "\n".join([header] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows.itertuples(index=False)])
 
 
 SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "% matmul", "compile"]  # per run, where several are shown

@@ -26,7 +26,7 @@ from pathlib import Path
 RECORD_FOLDERS = ("ab",)
 DERIVED_FOLDERS = ("plots", "pages")
 REPORT_FOLDERS = RECORD_FOLDERS + DERIVED_FOLDERS
-RUN_NAME = re.compile(r"^(\d{4,})_(.*)\.json$")  # 0001_..., and on past 9999: 10000_...
+RUN_NAME = re.compile(r"^(\d{4,12})_(.*)\.json$")  # 0001_..., on past 9999; a planted 245-digit name is no run
 
 
 def results_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -67,19 +67,19 @@ def _gpu_name() -> str | None:
 
 def machine_of(machine_info: dict) -> dict:
     """The machine a run was saved on, from its machine_info (runs of older versions lack some fields)."""
-    recorded = machine_info.get("backprop_bench", {}).get("machine")
+    suite = machine_info.get("backprop_bench") or {}
+    recorded = suite.get("machine")
     if isinstance(recorded, dict):
         return recorded
     cpu = machine_info.get("cpu") or {}
     return {"node": machine_info.get("node", "?"), "cpu": cpu.get("brand_raw") or machine_info.get("processor") or "?",
-            "cores": machine_info.get("backprop_bench", {}).get("cpu_count") or cpu.get("count"),
-            "gpu": machine_info.get("backprop_bench", {}).get("gpu")}
+            "cores": suite.get("cpu_count") or cpu.get("count"), "gpu": suite.get("gpu")}
 
 
 def machine_label(machine: dict) -> str:
     """For tables: 'vm (Intel Xeon Processor, 2 cores)', with the GPU where there is one."""
     cpu = re.sub(r"\((R|TM)\)|\bCPU\b|@.*$", "", str(machine.get("cpu") or "?"))
-    parts = [" ".join(cpu.split()), f"{machine.get('cores') or '?'} cores"] + ([machine["gpu"]] if machine.get("gpu") else [])
+    parts = [" ".join(cpu.split()), f"{machine.get('cores') or '?'} cores"] + ([str(machine["gpu"])] if machine.get("gpu") else [])
     return f"{machine.get('node') or '?'} ({', '.join(parts)})"
 
 
@@ -175,10 +175,14 @@ def check_output(path: Path, results: Path, force: bool = False) -> None:
     """
     if path.is_dir():
         raise ValueError(f"--output {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--output {path} is not a regular file (a device, a pipe); give a file name")
     real = path.resolve()
     runs, records = [run.resolve() for run in run_files(results)], [r.resolve() for r in record_files(results)]
     if real in runs or real in records:
         raise ValueError(f"--output {path} is a saved {'run' if real in runs else 'record'}; refusing to overwrite it")
+    if RUN_NAME.match(path.name):  # a saved run or record of any results folder, not only this one
+        raise ValueError(f"--output {path} is named like a saved run or record (NNNN_....json); choose another name")
     try:
         inside = real.relative_to(results.resolve()).parts
     except ValueError:
@@ -196,10 +200,11 @@ def check_output(path: Path, results: Path, force: bool = False) -> None:
 def write_output(path: Path, text: str) -> None:
     """Write a report file whole or not at all, any failure as one ValueError line.
 
-    The text goes to a temporary file beside it that then replaces `path` (where `path`
-    is a link, the file it points to): a failure midway leaves the old file as it was.
+    The text goes to a temporary file beside it that then replaces `path`: a failure
+    midway leaves the old file as it was. A link at `path` is replaced, never followed,
+    so a link planted among derived files (pages/, plots/) cannot reach a saved run.
     """
-    final = path.resolve()
+    final = path.parent.resolve() / path.name
     try:
         data = text.encode("utf-8")
         final.parent.mkdir(parents=True, exist_ok=True)  # a default output's folder (pages/): --output's must exist

@@ -336,3 +336,105 @@ def test_stdout_to_a_full_device_is_one_line(results, tmp_path):
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == "backprop-bench: error: cannot write the output: No space left on device"
+
+
+# --- a second probe (a fresh clone, every surface again): what it found, each fixed ---------------
+
+def test_a_link_among_derived_files_never_reaches_a_saved_run(results, capsys):
+    first, second = full_run(results, 1), full_run(results, 2, when="2026-11-26T10:00:00")
+    before = first.read_bytes()
+    (results / "pages").mkdir()
+    (results / "pages" / f"{second.stem}.html").symlink_to(first)
+    folder = results / "plots" / "box" / second.stem
+    folder.mkdir(parents=True)
+    (folder / "time_per_epoch.svg").symlink_to(first)
+    assert main(["report", "2"]) == 0 and main(["plot", "2"]) == 0
+    assert first.read_bytes() == before
+    assert not (results / "pages" / f"{second.stem}.html").is_symlink()
+
+
+def edit_first_benchmark(run_path, **extra):
+    run = json.loads(run_path.read_text())
+    run["benchmarks"][0]["extra_info"].update(extra)
+    run_path.write_text(json.dumps(run))
+
+
+def test_extra_info_never_replaces_the_readers_own_fields(results, tmp_path, capsys):
+    path = full_run(results, 1)
+    edit_first_benchmark(path, path=str(tmp_path / "nowhere.json"), median="x", run="box/0009", machine={"a": 1})
+    assert main(["compare", "1"]) == 0 and main(["report", "--output", str(tmp_path / "p.html")]) == 0
+    frame = report.load_runs(results=results)
+    assert set(frame["path"]) == {str(path)} and set(frame["run"]) == {"box/0001_abc_2026-11-25"}
+
+
+def test_a_pipe_named_like_an_ab_record_is_skipped(results, tmp_path, capsys):
+    full_run(results, 1)
+    (results / "ab").mkdir()
+    os.mkfifo(results / "ab" / "0002_f.json")
+    assert main(["report", "--output", str(tmp_path / "p.html")]) == 0
+    assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", [
+    lambda run: run["machine_info"].update(backprop_bench=None),
+    lambda run: run["machine_info"]["backprop_bench"].update(machine={"node": "x", "cpu": "c", "cores": 2, "gpu": 5}),
+])
+def test_odd_but_harmless_machine_fields_are_read(results, change, capsys):
+    path = full_run(results, 1)
+    run = json.loads(path.read_text())
+    change(run)
+    path.write_text(json.dumps(run))
+    assert main(["compare", "--results", str(results)]) == 0
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda run: run["benchmarks"][0]["stats"].update(median=10 ** 400), "is not a positive number"),
+    (lambda run: run["commit_info"].update(id=123), "commit_info.id is a int"),
+    (lambda run: run["machine_info"]["backprop_bench"].update(jax_devices=[1, 2]), "jax_devices"),
+    (lambda run: run["benchmarks"][0]["extra_info"].pop("epochs"), "needs a name 'workload[case]' and its epochs"),
+    (lambda run: run["benchmarks"][0].update(name="seed-affine"), "needs a name 'workload[case]' and its epochs"),
+    (lambda run: run["benchmarks"][0]["extra_info"].update(workload="a\nFAKE LINE"), "with a line break"),
+])
+def test_wrong_types_skip_the_file_with_one_warning(results, change, reason, capsys):
+    full_run(results, 1)
+    path = full_run(results, 2, when="2026-11-26T10:00:00")
+    run = json.loads(path.read_text())
+    change(run)
+    path.write_text(json.dumps(run))
+    assert main(["compare", "1"]) == 0 and main(["report", "1"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(f"skipping {path}" in line and reason in line for line in err), err
+
+
+def test_output_never_replaces_a_saved_file_of_another_results_folder_nor_a_device(results, tmp_path, capsys):
+    full_run(results, 1)
+    other = full_run(tmp_path / "other", 1)
+    assert "named like a saved run or record" in one_line(capsys, "compare", "1", "--output", str(other), "--force")
+    assert "not a regular file" in one_line(capsys, "compare", "1", "--output", "/dev/null", "--force")
+
+
+def test_plot_draws_dollar_signs_as_written(results, capsys):
+    write_run(results, 1, {"$\\sqrt{x}^{\\sqrt{y}}$[numpy-handwritten-cpu-float64]": [1e-2] * 5,
+                           "$\\sqrt{x}^{\\sqrt{y}}$[torch-eager-cpu-float64]": [2e-2] * 5})
+    assert main(["plot", "1"]) == 0
+
+
+def test_check_never_suggests_a_command_made_of_a_files_text(results, capsys):
+    from tests.runs import BENCHMARKS, draws
+
+    timings = {name: draws(i, 1e-3) for i, name in enumerate(BENCHMARKS)}
+    first = write_run(results, 1, timings, calibration={"numpy": 0.5})
+    write_run(results, 2, timings, calibration={"numpy": 1.0}, when="2026-11-25T11:00:00")
+    run = json.loads(first.read_text())
+    run["commit_info"]["id"] = "$(sh<x) -"
+    first.write_text(json.dumps(run))
+    main(["check", "--baseline", "1"])
+    out = capsys.readouterr().out
+    assert "backprop-bench ab BASELINE_REVISION" in out and "$(sh" not in out.split("machine drift")[1].split("\n")[0]
+
+
+def test_markdown_cells_keep_their_pipes_and_files_get_no_escapes(results, tmp_path):
+    write_run(results, 1, {"a\x1bc[numpy-hand|written-cpu-float64]": [1e-2] * 5})
+    assert main(["compare", "1", "--format", "markdown", "--output", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| numpy-hand\\|written-cpu-float64 |" in text and "\x1b" not in text
