@@ -140,16 +140,20 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return "same" if clear else "inconclusive"
 
 
-def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], bool], threshold: float,
+def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], bool],
             rng: np.random.Generator, min_pairs: int,
             progress: Callable[[str, list, bool], None] = lambda *_: None) -> dict[str, list[Pair]]:
-    """Paired log-ratios per benchmark, in rounds, until each interval is narrower than the threshold or time is up.
+    """Paired log-ratios per benchmark, in rounds, until the time is up (and each has `min_pairs`).
 
     Each round takes one pair of every benchmark still measuring, in a random order
     (randomized multiple interleaved trials): a benchmark's pairs spread over the whole
     run, so that a burst of load on the machine does not fall on consecutive pairs of one
-    benchmark. The rule looks at the interval's width only, never at where it lies:
-    stopping as soon as a difference "looks significant" would inflate false alarms.
+    benchmark. Nothing the pairs show ends a benchmark early, not even the interval's
+    width: stopping once the interval is narrow stops when the spread happens to look
+    small, and the interval then holds less often than it promises. With six blocks a
+    t interval that stopped so held 90.8% of the time in simulation against 95.5% for a
+    fixed number of pairs, and 6 of 64 A/A intervals here excluded 1, four of them
+    stopped at or near the minimum of pairs.
     """
     pairs: dict[str, list[Pair]] = {name: [] for name in names}
     active = list(names)
@@ -158,9 +162,7 @@ def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Calla
             pairs[name].append(next_pair(name))
         still = []
         for name in active:
-            enough = len(pairs[name]) >= min_pairs and (
-                not time_left() or narrow(*interval(pairs[name])[1:], threshold))
-            done = enough or len(pairs[name]) >= MAX_PAIRS
+            done = (len(pairs[name]) >= min_pairs and not time_left()) or len(pairs[name]) >= MAX_PAIRS
             progress(name, pairs[name], done)
             if not done:
                 still.append(name)
@@ -511,8 +513,7 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
         rng = np.random.default_rng()
         progress = Progress(stream, len(names))
         pairs = Pairs(workers, names, rng, progress)
-        found = measure(pairs, names, lambda: time.monotonic() < end, threshold, rng,
-                        PAIRS_PER_BLOCK * processes, progress)
+        found = measure(pairs, names, lambda: time.monotonic() < end, rng, PAIRS_PER_BLOCK * processes, progress)
         rows = [pairs.row(name, found[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)
 
@@ -558,6 +559,28 @@ def table(ab_record: dict):
         "pairs": [r["pairs"] for r in rows],
         "verdict": [r["verdict"] for r in rows],
     })
+
+
+CHANGED = ("regression", "improvement", "slower", "faster")
+
+
+def markdown(ab_record: dict) -> str:
+    """The comparison as markdown for a CI job's summary: changed benchmarks first, the unchanged folded away."""
+    from backprop_bench.report import markdown as markdown_table
+
+    shown = table(ab_record)
+    order = {verdict: i for i, verdict in enumerate(VERDICTS)}
+    shown = shown.iloc[shown["verdict"].map(order).argsort(kind="stable")]
+    changed, unchanged = shown[shown["verdict"].isin(CHANGED)], shown[~shown["verdict"].isin(CHANGED)]
+    parts = [f"**backprop-bench ab**: baseline `{ab_record['baseline']['label']}`, candidate "
+             f"`{ab_record['candidate']['label']}`, threshold {ab_record['threshold']:.0%}: {summary(ab_record)}.",
+             f"### Changed ({len(changed)})", markdown_table(changed) if len(changed) else "None."]
+    if len(unchanged):
+        parts.append(f"<details><summary>Unchanged ({len(unchanged)}): same or inconclusive</summary>\n\n"
+                     f"{markdown_table(unchanged)}\n\n</details>")
+    parts.append("Ratio: candidate / baseline (right of 1 is slower); `slower`/`faster`: a change seen but not shown "
+                 "past the threshold; `inconclusive`: too noisy to tell in the budget.")
+    return "\n\n".join(parts) + "\n"
 
 
 def summary(ab_record: dict) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import backends
-from backprop_bench import ab, page, plots, regress, report, store, train
+from backprop_bench import ab, noise, page, plots, regress, report, store, train
 
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
@@ -179,7 +179,8 @@ def run_page(args) -> int:
         warnings.simplefilter("ignore", report.SkippedRun)
         chosen, runs = report.load(args.runs or [None], results)
     frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
-    text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results))
+    text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results),
+                      report.load_comparisons(results, "noise"))
     if output is None:
         output = page.default_output(results, runs)  # derived from the runs: replaced on every call
         store.check_writable(output.parent)
@@ -269,24 +270,44 @@ def run_check(args) -> int:
     return 1 if len(regressed) else 0
 
 
+def timing_options() -> Parser:
+    """The options of every command that times two sides interleaved (ab, noise)."""
+    timing = Parser(add_help=False)
+    timing.add_argument("--threshold", default="5%", help="change that counts, e.g. 5%% (default) or 0.05")
+    timing.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="benchmarks whose name contains TEXT, e.g. seed- (repeatable; default all)")
+    timing.add_argument("--budget", type=parse_duration, metavar="TIME",
+                        help=f"whole-run time with start-up, e.g. 300, 90s or 10m "
+                             f"(default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
+    timing.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    timing.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
+                        help=f"worker processes per side: blocks, the unit the interval is over (default {ab.PROCESSES})")
+    timing.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                        help="(default table; markdown puts changed benchmarks first, as for a CI job summary)")
+    return timing
+
+
+AB_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument, 4 shown but not saved, 130 interrupted.
+verdicts: regression / improvement past the threshold; slower / faster: an interval wholly above / below 1
+  but not shown past the threshold; same: a narrow interval holding 1; inconclusive: a wide one.
+ratio: candidate / baseline, the geometric mean over blocks of each block's median paired ratio."""
+
+
 def add_ab_parser(commands) -> None:
     results, output = shared_options()
-    p = commands.add_parser("ab", parents=[results, output],
+    p = commands.add_parser("ab", parents=[results, output, timing_options()], epilog=AB_EXIT,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
                             help="which benchmarks got slower or faster from BASELINE, measured interleaved")
     p.add_argument("baseline", metavar="BASELINE", help="a git revision: branch, tag, commit, HEAD~1")
     p.add_argument("--candidate", metavar="REV", help="a git revision (default: the working tree as it is)")
     p.add_argument("--baseline-python", metavar="PATH", help="the baseline's interpreter (default: this one)")
     p.add_argument("--candidate-python", metavar="PATH", help="the candidate's interpreter (default: this one)")
-    p.add_argument("--threshold", default="5%", help="change that counts, e.g. 5%% (default) or 0.05")
-    p.add_argument("--only", action="append", default=[], metavar="TEXT",
-                   help="benchmarks whose name contains TEXT, e.g. seed- (repeatable; default all)")
-    p.add_argument("--budget", type=parse_duration, metavar="TIME",
-                   help=f"whole-run time, e.g. 300, 90s or 10m (default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
-                   help=f"worker processes per side, each turn in one drawn at random (default {ab.PROCESSES})")
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="(default table)")
     p.set_defaults(run=run_ab)
+    p = commands.add_parser("noise", parents=[results, output, timing_options()], epilog=noise.COLUMNS,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="A/A of the working tree: per benchmark, the spread and the smallest change ab "
+                                 "would flag at this budget and threshold")
+    p.set_defaults(run=run_noise)
 
 
 def parse_duration(text: str) -> float:
@@ -301,7 +322,7 @@ def parse_duration(text: str) -> float:
 
 
 def run_ab(args) -> int:
-    """Compare, show the table, then save the record: a record that cannot be saved loses nothing shown."""
+    """Compare, show the table, then save the record."""
     threshold = parse_threshold(args.threshold)
     results, output = chosen_places(args)  # the output checked before minutes of timing, not after
     store.check_writable(results / "ab")
@@ -315,11 +336,38 @@ def run_ab(args) -> int:
         return 130
     if args.format == "json":
         text = json.dumps(found, indent=1) + "\n"
+    elif args.format == "markdown":
+        text = ab.markdown(found)
     else:
-        shown = ab.table(found)
-        body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
         text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
-                f"ratio candidate/baseline, threshold {threshold:.0%}\n{body}\n{ab.summary(found)}\n")
+                f"ratio candidate/baseline, threshold {threshold:.0%}\n"
+                f"{ab.table(found).to_string(index=False)}\n{ab.summary(found)}\n")
+    status = show_then_save(text, output, lambda: ab.save_record(found, results))
+    return status or (1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0)
+
+
+def run_noise(args) -> int:
+    """A/A of the working tree; its table shown first, then saved under <results>/noise/."""
+    threshold = parse_threshold(args.threshold)
+    results, output = chosen_places(args)
+    store.check_writable(results / noise.FOLDER)
+    try:
+        found = noise.run(args.budget, threshold, args.only, args.device, args.processes)
+    except KeyboardInterrupt:
+        print("backprop-bench: noise interrupted; workers ended, nothing saved", file=sys.stderr)
+        return 130
+    shown = noise.table(found)
+    if args.format == "json":
+        text = json.dumps(found, indent=1) + "\n"
+    else:
+        body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
+        text = f"A/A of the working tree, threshold {threshold:.0%}:\n{body}\n{noise.summary(found)}\n"
+    return show_then_save(text, output, lambda: noise.save(found, results))
+
+
+def show_then_save(text: str, output: Path | None, save) -> int:
+    """Print `text` (or write it to `output`), then save the record: a record that cannot be saved loses nothing
+    shown. EXIT_NOT_SAVED when saving fails, else 0."""
     if output is None:
         print(text, end="", flush=True)
     try:
@@ -330,11 +378,12 @@ def run_ab(args) -> int:
                 print(text, end="", flush=True)  # shown, since it could not be written
                 raise
             print(f"wrote {output}")
-        print(f"saved {ab.save_record(found, results)}", file=sys.stderr)
+        print(f"saved {save()}", file=sys.stderr)
     except ValueError as err:
-        print(f"backprop-bench: error: the comparison above was not saved: {err}", file=sys.stderr)
+        print(f"backprop-bench: error: the record of the {'table above' if output is None else 'output'} "
+              f"was not saved: {err}", file=sys.stderr)
         return EXIT_NOT_SAVED
-    return 1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0
+    return 0
 
 
 def drift_line(frame, baseline: str, current: str, threshold: float) -> str:

@@ -30,7 +30,7 @@ FAMILIES = ("numpy", "torch", "jax", "reference")  # the grid's column order: Nu
 CSS = Path(__file__).with_name("page.css")
 
 
-def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> str:
+def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise: pd.DataFrame | None = None) -> str:
     """The page of `runs` (run ids of `frame`); runs of several machines are shown normalized, side by side."""
     tables = {run: _table(frame, run) for run in runs}
     for run, table in tables.items():
@@ -44,7 +44,7 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> st
         "workloads": _workloads(tables, machines, normalized),
         "sweep": _sweep(tables, machines, normalized),
         "memory": _memory(tables, machines),
-        "history": _history(frame, runs, machines) + _ab(comparisons),
+        "history": _history(frame, runs, machines) + _ab(comparisons) + _noise(noise),
     }
     import plotly.offline
 
@@ -58,8 +58,11 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame) -> st
 
 
 def inert(text) -> str:
-    """Text from a run file as the page must hold it: shown as written, never read as markup."""
-    return html.escape(str(text))
+    """Text from a run file as the page must hold it: shown as written, never read as markup.
+
+    The quote as a numeric entity: plotly decodes those in figure text, but not `&quot;`.
+    """
+    return html.escape(str(text)).replace("&quot;", "&#34;")
 
 
 TEMPLATES = ("hovertemplate", "texttemplate")  # written here: markup and %{field}s, never a run's text
@@ -367,6 +370,31 @@ def _ab(comparisons: pd.DataFrame) -> str:
     fig.update_yaxes(type="category", automargin=True)
     fig.update_layout(showlegend=True, legend=dict(title="verdict"))
     return intro + _figure(fig, "ab", 140 + 24 * len(rows))
+
+
+def _noise(noise: pd.DataFrame | None) -> str:
+    """The newest `noise` record of each machine: what `ab` can see there, per benchmark."""
+    intro = ('<h3 id="noise">What ab can see</h3>\n'
+             + _how("`backprop-bench noise` compares the working tree with itself, as `ab` would at the same budget "
+                    "and threshold. 'smallest flagged' is the smallest slowdown `ab` calls a regression 80% of the "
+                    "time at that spread: a change smaller than it may pass unseen."))
+    if noise is None or noise.empty or "smallest_flagged" not in noise:
+        return intro + '<p class="empty">No noise records are saved under results/noise/ yet.</p>\n'
+    parts = []
+    for machine, records in noise.sort_values("datetime").groupby("machine"):
+        newest = records[records["comparison"] == records["comparison"].iloc[-1]]
+        shown = pd.DataFrame({"benchmark": newest["benchmark"],
+                              "A/A ratio": [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi
+                                            in zip(newest["ratio"], newest["ci_low"], newest["ci_high"])],
+                              "pairs": newest["pairs"],
+                              "std error": newest["se"].map(lambda v: f"{100 * v:.1f}%"),
+                              "smallest flagged": newest["smallest_flagged"].map(
+                                  lambda v: f"{100 * v:.1f}%" if np.isfinite(v) else "-")})
+        when = newest["datetime"].iloc[0]
+        parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
+                     f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "
+                     f"{newest['threshold'].iloc[0]:.0%}</h4>" + shown.to_html(index=False, classes="numbers", border=0))
+    return intro + "\n".join(parts)
 
 
 def default_output(results: Path, runs: list[str]) -> Path:

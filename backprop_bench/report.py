@@ -364,10 +364,11 @@ def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
     return path, _parse(path)
 
 
-def load_comparisons(results: Path) -> pd.DataFrame:
-    """Every `ab` comparison saved under <results>/ab/: one row per benchmark per comparison."""
+def load_comparisons(results: Path, folder: str = "ab") -> pd.DataFrame:
+    """Every `ab` comparison saved under <results>/ab/ (`noise`'s A/A records: folder="noise"): one row per
+    benchmark per comparison; noise records add each benchmark's se and smallest_flagged."""
     rows = []
-    for path in sorted((results / "ab").glob("*.json")):
+    for path in sorted((results / folder).glob("*.json")):
         if not path.is_file():  # a pipe or a device named like a record would hang the read
             warnings.warn(f"skipping {path}: not a regular file", SkippedRun, stacklevel=2)
             continue
@@ -408,7 +409,8 @@ def _comparison_rows(path: Path, record) -> list[dict]:
             raise ValueError(f"unknown verdict {bench['verdict']!r}")
         rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
                      **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
-                                                            "ci_low", "ci_high")}})
+                                                            "ci_low", "ci_high")},
+                     **{key: float(bench[key]) for key in ("se", "smallest_flagged") if key in bench}})
     return rows
 
 
@@ -576,11 +578,17 @@ def markdown(rows: pd.DataFrame) -> str:
 SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "% matmul", "compile"]  # per run, where several are shown
 
 
+def _inert_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ gets a leading ' (OWASP's advice)."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+
+
 def render(tables: dict[str, pd.DataFrame], fmt: str, normalize: str | None = None) -> str:
     """Runs' comparisons as text: one block per workload, with a column group per run where there
     are several (table, markdown), or one CSV with a `run` column. `tables` maps a label to a comparison."""
     if fmt == "csv":
-        return pd.concat(tables, names=["run"]).reset_index(level=0).to_csv(index=False)
+        table = pd.concat(tables, names=["run"]).reset_index(level=0)
+        return table.apply(lambda column: column.map(_inert_cell)).to_csv(index=False)
     everything = pd.concat(tables.values())
     blocks = []
     for workload in workload_order(everything):

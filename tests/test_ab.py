@@ -110,25 +110,16 @@ def test_the_smallest_flagged_change_is_flagged_80_percent_of_the_time(sd, thres
     assert ab.smallest_flagged(float("inf"), blocks, 0.05) == float("inf")
 
 
-def measure_one(next_pair, time_left=lambda: True, threshold=0.05, blocks=4):
+def measure_one(next_pair, time_left=lambda: True, blocks=4):
     """ab.measure of one benchmark whose pairs go round `blocks` blocks."""
     count = iter(range(10**6))
-    found = ab.measure(lambda name: (next(count) % blocks, next_pair()), ["one"], time_left, threshold,
+    found = ab.measure(lambda name: (next(count) % blocks, next_pair()), ["one"], time_left,
                        np.random.default_rng(0), ab.PAIRS_PER_BLOCK * blocks)
     return found["one"]
 
 
-def test_measuring_stops_when_the_interval_is_narrower_than_the_threshold():
-    rng = np.random.default_rng(2)
-    pairs = measure_one(lambda: paired_log_ratios(rng, 1, 1.2, 0.03)[0])
-    assert ab.PAIRS_PER_BLOCK * 4 <= len(pairs) < ab.MAX_PAIRS
-    assert ab.narrow(*ab.interval(pairs)[1:], 0.05)
-    assert len(pairs) == ab.PAIRS_PER_BLOCK * 4 or not ab.narrow(*ab.interval(pairs[:-1])[1:], 0.05)
-
-
 @pytest.mark.parametrize("time_for, expected", [(3, ab.PAIRS_PER_BLOCK * 4), (25, 25)])
 def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_for, expected):
-    """Noise far too large for the threshold: only the budget (here counted in pairs) ends it."""
     rng, pairs = np.random.default_rng(3), []
 
     def next_pair():
@@ -138,33 +129,37 @@ def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_
     assert len(measure_one(next_pair, lambda: len(pairs) < time_for)) == expected
 
 
-def test_measuring_ignores_where_the_interval_lies():
-    """A huge, obvious slow-down is measured as long as none: the rule looks at the width only."""
-    rngs = {"none": np.random.default_rng(4), "huge": np.random.default_rng(4)}
-    ratios = {"none": 1.0, "huge": 3.0}
-    counts = {"none": 0, "huge": 0}
-
-    def next_pair(name):
-        counts[name] += 1
-        return counts[name] % 4, paired_log_ratios(rngs[name], 1, ratios[name], 0.05)[0]
-
-    found = ab.measure(next_pair, list(rngs), lambda: True, 0.05, np.random.default_rng(5), 8)
-    assert len(found["none"]) == len(found["huge"]) > 8
-
-
-def test_measuring_interleaves_the_benchmarks_in_rounds_until_each_is_done():
-    """Every benchmark still measuring gets one pair per round, in a varying order; a narrow one leaves early."""
-    noise = {"quiet": 0.001, "noisy": 0.2}
+def test_measuring_never_stops_on_what_the_pairs_show():
+    """Quiet or noisy, changed or not: every benchmark takes pairs until the time is up."""
+    noise = {"quiet": (1.0, 0.001), "noisy": (1.0, 0.2), "huge": (3.0, 0.001)}
     rng, calls = np.random.default_rng(6), []
 
     def next_pair(name):
         calls.append(name)
-        return calls.count(name) % 4, paired_log_ratios(rng, 1, 1.0, noise[name])[0]
+        ratio, spread = noise[name]
+        return calls.count(name) % 4, paired_log_ratios(rng, 1, ratio, spread)[0]
 
-    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 200, 0.05, np.random.default_rng(7), 8)
-    assert len(found["quiet"]) == 8 < len(found["noisy"])
-    rounds = [calls[i:i + 2] for i in range(0, 2 * 8, 2)]
-    assert all(sorted(r) == ["noisy", "quiet"] for r in rounds) and len({tuple(r) for r in rounds}) == 2
+    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 300, np.random.default_rng(7), 8)
+    assert len(found["quiet"]) == len(found["noisy"]) == len(found["huge"]) == 100
+    rounds = [calls[i:i + 3] for i in range(0, 30, 3)]
+    assert all(sorted(r) == sorted(noise) for r in rounds) and len({tuple(r) for r in rounds}) > 1
+
+
+def test_stopping_once_the_interval_is_narrow_would_break_its_promise():
+    """Why measure has no such rule: in simulation it held about 91% of the time, not 95%."""
+    rng = np.random.default_rng(10)
+    held = {"fixed": [], "narrow": []}
+    for _ in range(1500):
+        pairs = []
+        stopped = None
+        for i in range(60):
+            pairs.append((i % 6, 0.05 * rng.standard_t(3)))
+            if stopped is None and i >= 11 and i % 6 == 5 and ab.narrow(*ab.interval(pairs)[1:], 0.05):
+                stopped = list(pairs)
+        for rule, kept in (("fixed", pairs), ("narrow", stopped or pairs)):
+            low, high = ab.interval(kept)[1:]
+            held[rule].append(low <= 1 <= high)
+    assert np.mean(held["fixed"]) >= 0.935 and np.mean(held["narrow"]) < 0.93, {k: np.mean(v) for k, v in held.items()}
 
 
 # --- a tiny fake project: the real model and NumPy backend, one workload of 3 epochs ---------------

@@ -161,8 +161,8 @@ def test_a_comparison_that_cannot_be_saved_is_shown_with_its_own_exit_status(fak
     out, err = capsys.readouterr()
     assert status == 4
     assert TINY in out and "regression(s)" in out
-    assert err.strip().splitlines()[-1] == (f"backprop-bench: error: the comparison above was not saved: cannot save "
-                                            f"in {tmp_path / 'results' / 'ab'}: Read-only file system")
+    assert err.strip().splitlines()[-1] == (f"backprop-bench: error: the record of the table above was not saved: "
+                                            f"cannot save in {tmp_path / 'results' / 'ab'}: Read-only file system")
 
 
 # --- 5. numbers past 9999 ---------------------------------------------------------------------------
@@ -431,6 +431,17 @@ def test_check_never_suggests_a_command_made_of_a_files_text(results, capsys):
     main(["check", "--baseline", "1"])
     out = capsys.readouterr().out
     assert "backprop-bench ab BASELINE_REVISION" in out and "$(sh" not in out.split("machine drift")[1].split("\n")[0]
+
+
+def test_csv_cells_never_start_a_formula(results, capsys):
+    write_run(results, 1, {"=HYPERLINK(1)[numpy-handwritten-cpu-float64]": [1e-2] * 5})
+    assert main(["compare", "1", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "'=HYPERLINK(1)" in out and ",=HYPERLINK" not in out
+
+
+def test_a_quote_in_a_name_is_drawn_as_a_quote():
+    assert page.inert('say "hi"') == "say &#34;hi&#34;"
 
 
 def test_markdown_cells_keep_their_pipes_and_files_get_no_escapes(results, tmp_path):

@@ -1,0 +1,80 @@
+"""The regression gate around `ab`: `noise` (what it can see), the CI summary, the page's noise table.
+
+No test asserts a timing: records are synthetic, or come from the tiny fake project of test_ab.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from backprop_bench import ab, noise, report
+from backprop_bench.cli import main
+from tests.runs import full_run
+from tests.test_ab import TINY, fake  # noqa: F401 (fake is a fixture)
+
+
+def row(name, verdict, ratio=1.0, blocks=4, per_block=5, spread=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    pairs = [(k, float(np.log(ratio) + rng.normal(0, spread))) for k in range(blocks) for _ in range(per_block)]
+    estimate, low, high = ab.interval(pairs)
+    return {"name": name, "baseline_median_s": 1e-3, "candidate_median_s": 1e-3 * ratio, "ratio": estimate,
+            "ci_low": low, "ci_high": high, "pairs": len(pairs), "blocks": blocks, "se": ab.standard_error(pairs),
+            "verdict": verdict, "pair_blocks": [b for b, _ in pairs], "log_ratios": [x for _, x in pairs],
+            "baseline_s": [1e-3], "candidate_s": [1e-3 * ratio]}
+
+
+def record(rows, threshold=0.05):
+    side = {"python": "/usr/bin/python3", "versions": {"numpy": "2.4.6"}, "processes": 4}
+    return {"backprop_bench_ab": ab.SCHEMA, "datetime": "2026-11-29T10:00:00+00:00", "threshold": threshold,
+            "machine_info": {"node": "box", "cpu": {"brand_raw": "CPU"}, "backprop_bench": {}},
+            "baseline": {"label": "main", "commit": "1" * 40, **side},
+            "candidate": {"label": "working tree", "commit": "working tree", **side}, "benchmarks": rows}
+
+
+def test_the_ci_summary_puts_changed_benchmarks_first_and_folds_the_rest():
+    text = ab.markdown(record([row("a[numpy-x-cpu-float64]", "same"), row("b[torch-x-cpu-float64]", "slower", 1.03),
+                               row("c[jax-x-cpu-float64]", "regression", 1.2), row("d[jax-y-cpu-float64]", "inconclusive")]))
+    changed, folded = text.split("<details>")
+    assert changed.index("c[jax-x") < changed.index("b[torch-x") and "a[numpy" not in changed
+    assert "### Changed (2)" in changed and "Unchanged (2)" in folded and "a[numpy" in folded and "d[jax" in folded
+    assert "1 regression(s)" in changed and "1 under the threshold" in changed
+
+
+def test_the_ci_summary_without_changes_says_none():
+    text = ab.markdown(record([row("a[numpy-x-cpu-float64]", "same")]))
+    assert "### Changed (0)\n\nNone." in text
+
+
+def test_noise_spreads_and_smallest_flagged_change():
+    found = record([row("a[numpy-x-cpu-float64]", "same", spread=0.02, blocks=6, per_block=20)])
+    found["benchmarks"][0].update(noise.spreads(found["benchmarks"][0]))
+    bench = found["benchmarks"][0]
+    assert bench["within_block"] == pytest.approx(0.02, rel=0.2)
+    assert 0 < bench["between_blocks"] < 0.02  # medians of 20 pairs vary less than one pair
+    bench["smallest_flagged"] = ab.smallest_flagged(bench["se"], 6, 0.05)
+    assert bench["smallest_flagged"] > 0.05  # never under the threshold itself
+    shown = noise.table(found)
+    assert list(shown.columns) == ["benchmark", "A/A ratio", "pairs", "between processes", "one pair", "std error",
+                                   "smallest flagged"]
+    assert shown["one pair"].iloc[0].endswith("%")
+    assert "A/A intervals exclude 1" in noise.summary(found)
+
+
+def test_noise_of_the_tiny_project_is_saved_and_shown_on_the_page(fake, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(fake)
+    results = tmp_path / "results"
+    assert main(["noise", "--budget", "3", "--processes", "2", "--results", str(results)]) == 0
+    out, err = capsys.readouterr()
+    assert TINY in out and "smallest flagged" in out and "A/A intervals exclude 1" in out
+    [saved] = (results / "noise").glob("*.json")
+    assert saved.name == "0001_working-tree.json" and f"saved {saved}" in err
+    bench = json.loads(saved.read_text())["benchmarks"][0]
+    assert bench["blocks"] == 2 and bench["smallest_flagged"] > 0.05
+    full_run(results, 1)
+    assert main(["report", "--results", str(results), "--output", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert 'id="noise"' in page and TINY in page and "smallest flagged" in page
+    frame = report.load_comparisons(results, "noise")
+    assert list(frame["benchmark"]) == [TINY] and frame["smallest_flagged"].iloc[0] == pytest.approx(
+        bench["smallest_flagged"])
