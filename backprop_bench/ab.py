@@ -440,11 +440,17 @@ class Pairs:
         everyone = workers[0] + workers[1]
         progress.loading(len(everyone))
         # Loaded in every worker at once (nothing is timed yet, so they may share the CPUs): the start-up halves.
+        # The first worker of each side checks the results against NumPy's for its side; the others run the same code.
         for worker in everyone:
-            worker.send([{"op": "load", "name": name} for name in names])
-        warm = [[reply["warm_s"] for reply in worker.collect(len(names))] for worker in everyone]
-        self.per_turn = {name: int(np.clip(TURN_S / max(max(w[i] for w in warm), 1e-9), 1, MAX_TURN))
-                         for i, name in enumerate(names)}
+            worker.send([{"op": "load", "name": name, "check": worker in (workers[0][0], workers[1][0])}
+                         for name in names])
+        for worker in everyone:
+            worker.collect(len(names))
+        # A turn's length from a training timed alone: loading shared the CPUs with every other worker, and its
+        # times (up to 12x too long) made every turn a single training.
+        self.per_turn = {name: int(np.clip(TURN_S / max(max(worker.ask(op="time", name=name, n=1)["s"][0]
+                                                            for worker in (workers[0][0], workers[1][0])), 1e-9),
+                                           1, MAX_TURN)) for name in names}
         self.blocks = len(workers[0])
         self.order = {name: [] for name in names}  # the blocks still to visit in this benchmark's current round
         self.timings = {name: ([], []) for name in names}
