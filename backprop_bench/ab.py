@@ -394,7 +394,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    # A SIGHUP already ignored (nohup) stays ignored: the user asked the comparison to outlive the terminal.
+    watched = [signal.SIGTERM] + ([signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, interrupt) for signum in watched}
     try:
         yield
     finally:

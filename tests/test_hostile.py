@@ -217,6 +217,16 @@ def test_sighup_ends_ab_like_ctrl_c(fake, tmp_path):
     assert_clean(fake, before)
 
 
+def test_under_nohup_sighup_is_left_ignored():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with ab.sigterm_as_interrupt():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_trees_of_a_killed_ab_are_removed_at_the_next_start(fake, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
