@@ -443,19 +443,25 @@ class Pairs:
         progress.loading(len(everyone))
         # Loaded in every worker at once (nothing is timed yet, so they may share the CPUs): the start-up halves.
         # The first worker of each side checks the results against NumPy's for its side; the others run the same code.
+        firsts = (workers[0][0], workers[1][0])
         for worker in everyone:
-            worker.send([{"op": "load", "name": name, "check": worker in (workers[0][0], workers[1][0])}
-                         for name in names])
+            worker.send([{"op": "load", "name": name, "check": worker in firsts} for name in names])
         for worker in everyone:
             worker.collect(len(names))
-        # A turn's length from a training timed alone: loading shared the CPUs with every other worker, and its
-        # times (up to 12x too long) made every turn a single training.
-        self.per_turn = {name: int(np.clip(TURN_S / max(max(worker.ask(op="time", name=name, n=1)["s"][0]
-                                                            for worker in (workers[0][0], workers[1][0])), 1e-9),
-                                           1, MAX_TURN)) for name in names}
+        self.per_turn = {name: self._turn_length(name, firsts) for name in names}
         self.blocks = len(workers[0])
         self.order = {name: [] for name in names}  # the blocks still to visit in this benchmark's current round
         self.timings = {name: ([], []) for name in names}
+
+    @staticmethod
+    def _turn_length(name: str, workers: tuple[Worker, ...]) -> int:
+        """Trainings per turn: as many as last TURN_S, from one training timed alone in each of `workers`.
+
+        Not from the loading's warm-up: loading shares the CPUs with every other worker,
+        and its times (up to 12x too long) made every turn a single training.
+        """
+        alone_s = max(worker.ask(op="time", name=name, n=1)["s"][0] for worker in workers)
+        return int(np.clip(TURN_S / max(alone_s, 1e-9), 1, MAX_TURN))
 
     def __call__(self, name: str) -> Pair:
         """(block, log(candidate / baseline)) of one pair of turns in one block, the sides in a random order."""
