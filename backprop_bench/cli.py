@@ -422,13 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     add_report_parsers(commands)
     add_page_parser(commands)
     add_ab_parser(commands)
-    try:
-        with printable_output():
-            return _run(parser, argv)
-    except KeyboardInterrupt:
-        # A second interrupt while a first one's clean-up ends (ab's tests saw one, rarely, after the
-        # "interrupted" line; its source is not found): the command was interrupted all the same.
-        return 130
+    with printable_output():
+        return _run(parser, argv)
 
 
 def _run(parser: Parser, argv: list[str] | None) -> int:
