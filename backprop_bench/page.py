@@ -378,8 +378,12 @@ def _noise(noise: pd.DataFrame | None) -> str:
              + _how("`backprop-bench noise` compares the working tree with itself, as `ab` would at the same budget "
                     "and threshold. 'smallest flagged' is the smallest slowdown `ab` calls a regression 80% of the "
                     "time at that spread: a change smaller than it may pass unseen."))
-    if noise is None or noise.empty or "smallest_flagged" not in noise:
+    if noise is None or noise.empty:
         return intro + '<p class="empty">No noise records are saved under results/noise/ yet.</p>\n'
+    noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])  # a record may lack them
+
+    def percent(value) -> str:
+        return f"{100 * value:.1f}%" if np.isfinite(value) else "-"
     parts = []
     for machine, records in noise.sort_values("datetime").groupby("machine"):
         newest = records[records["comparison"] == records["comparison"].iloc[-1]]
@@ -387,9 +391,8 @@ def _noise(noise: pd.DataFrame | None) -> str:
                               "A/A ratio": [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi
                                             in zip(newest["ratio"], newest["ci_low"], newest["ci_high"])],
                               "pairs": newest["pairs"],
-                              "std error": newest["se"].map(lambda v: f"{100 * v:.1f}%"),
-                              "smallest flagged": newest["smallest_flagged"].map(
-                                  lambda v: f"{100 * v:.1f}%" if np.isfinite(v) else "-")})
+                              "std error": newest["se"].map(percent),
+                              "smallest flagged": newest["smallest_flagged"].map(percent)})
         when = newest["datetime"].iloc[0]
         parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
                      f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "

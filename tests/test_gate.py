@@ -78,3 +78,17 @@ def test_noise_of_the_tiny_project_is_saved_and_shown_on_the_page(fake, tmp_path
     frame = report.load_comparisons(results, "noise")
     assert list(frame["benchmark"]) == [TINY] and frame["smallest_flagged"].iloc[0] == pytest.approx(
         bench["smallest_flagged"])
+
+
+def test_a_noise_record_without_its_spreads_is_shown_with_dashes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    full_run(results, 1)
+    bare = record([row("a[numpy-x-cpu-float64]", "same")])
+    del bare["benchmarks"][0]["se"]
+    bare["benchmarks"][0]["smallest_flagged"] = 0.05  # a third probe found this shape ending report in a KeyError
+    (results / "noise").mkdir()
+    (results / "noise" / "0001_working-tree.json").write_text(json.dumps(bare))
+    assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert 'id="noise"' in page and "a[numpy-x-cpu-float64]" in page and "nan%" not in page
