@@ -86,13 +86,16 @@ def interval(pairs: list[Pair]) -> tuple[float, float, float]:
     center = float(np.mean(medians))
     if len(medians) < 2:
         return math.exp(center), 0.0, math.inf
-    half = t.ppf((1 + CONFIDENCE) / 2, len(medians) - 1) * standard_error(pairs)
+    half = t.ppf((1 + CONFIDENCE) / 2, len(medians) - 1) * _standard_error(medians)
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
 def standard_error(pairs: list[Pair]) -> float:
     """The standard error of the mean block median log-ratio (inf with fewer than 2 blocks)."""
-    medians = block_medians(pairs)
+    return _standard_error(block_medians(pairs))
+
+
+def _standard_error(medians: np.ndarray) -> float:
     return float(np.std(medians, ddof=1) / math.sqrt(len(medians))) if len(medians) >= 2 else math.inf
 
 
@@ -479,9 +482,10 @@ class Pairs:
         """One benchmark of the record: medians, the ratio, its interval, verdict, every pair and timing."""
         baseline_s, candidate_s = self.timings[name]
         ratio, low, high = interval(pairs)
+        medians = block_medians(pairs)
         return {"name": name, "baseline_median_s": float(np.median(baseline_s)),
                 "candidate_median_s": float(np.median(candidate_s)), "ratio": ratio, "ci_low": low, "ci_high": high,
-                "pairs": len(pairs), "blocks": len(block_medians(pairs)), "se": standard_error(pairs),
+                "pairs": len(pairs), "blocks": len(medians), "se": _standard_error(medians),
                 "verdict": verdict(ratio, low, high, threshold), "pair_blocks": [b for b, _ in pairs],
                 "log_ratios": [r for _, r in pairs], "baseline_s": baseline_s, "candidate_s": candidate_s}
 
@@ -551,12 +555,15 @@ def record(sides: list[Side], workers: list[list[Worker]], threshold: float, row
 
 def save_record(ab_record: dict, results: Path) -> Path:
     """Save as <results>/ab/NNNN_<baseline>-vs-<candidate>.json, under the next free number, never replacing one."""
-    label = f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}"
+    return save(ab_record, results / "ab", f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}")
+
+
+def save(found: dict, folder: Path, label: str) -> Path:
+    """Save a record (ab's, noise's) as folder/NNNN_<label>.json through store.save_new; a failure as one AbError."""
     try:
-        return store.save_new(results / "ab", re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"),
-                              json.dumps(ab_record, indent=1))
+        return store.save_new(folder, re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"), json.dumps(found, indent=1))
     except OSError as err:
-        raise AbError(f"cannot save in {results / 'ab'}: {err.strerror or err}") from None
+        raise AbError(f"cannot save in {folder}: {err.strerror or err}") from None
 
 
 def table(ab_record: dict):

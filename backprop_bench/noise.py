@@ -10,27 +10,25 @@ detectable effect): pick `--threshold` and `--budget` from it.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from backprop_bench import ab, store
+from backprop_bench import ab
+from backprop_bench.report import percent_text
 
 FOLDER = "noise"  # under <results>: numbered records, like ab's
 POWER = 0.8
 
 
 def spreads(row: dict) -> dict:
-    """A benchmark's noise, from its pairs: between processes, within a block, the standard error; as log-ratios."""
+    """A benchmark's noise, from its pairs: between processes and within a block, as log-ratios."""
     blocks, log_ratios = np.asarray(row["pair_blocks"]), np.asarray(row["log_ratios"])
     within = [np.std(log_ratios[blocks == b], ddof=1) for b in np.unique(blocks) if (blocks == b).sum() > 1]
     return {"between_blocks": float(np.std(ab.block_medians(list(zip(blocks, log_ratios))), ddof=1)),
-            "within_block": float(np.mean(within)) if within else math.nan,
-            "se": float(row["se"])}
+            "within_block": float(np.mean(within)) if within else math.nan}
 
 
 def run(budget: float | None, threshold: float, only: list[str], device: str, processes: int,
@@ -45,15 +43,7 @@ def run(budget: float | None, threshold: float, only: list[str], device: str, pr
 
 def save(record: dict, results: Path) -> Path:
     """Save as <results>/noise/NNNN_<commit or working-tree>.json, numbered, never replacing one."""
-    label = re.sub(r"[^A-Za-z0-9.-]+", "-", record["candidate"]["label"]).strip("-")
-    try:
-        return store.save_new(results / FOLDER, label, json.dumps(record, indent=1))
-    except OSError as err:
-        raise ab.AbError(f"cannot save in {results / FOLDER}: {err.strerror or err}") from None
-
-
-def percent(value: float) -> str:
-    return f"{100 * value:.1f}%" if math.isfinite(value) else "-"
+    return ab.save(record, results / FOLDER, record["candidate"]["label"])
 
 
 def table(record: dict):
@@ -65,10 +55,10 @@ def table(record: dict):
         "benchmark": [r["name"] for r in rows],
         "A/A ratio": [f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in rows],
         "pairs": [r["pairs"] for r in rows],
-        "between processes": [percent(r["between_blocks"]) for r in rows],
-        "one pair": [percent(r["within_block"]) for r in rows],
-        "std error": [percent(r["se"]) for r in rows],
-        "smallest flagged": [percent(r["smallest_flagged"]) for r in rows],
+        "between processes": [percent_text(r["between_blocks"]) for r in rows],
+        "one pair": [percent_text(r["within_block"]) for r in rows],
+        "std error": [percent_text(r["se"]) for r in rows],
+        "smallest flagged": [percent_text(r["smallest_flagged"]) for r in rows],
     })
 
 
@@ -86,6 +76,7 @@ def summary(record: dict) -> str:
     rows = record["benchmarks"]
     outside = sum(r["ci_low"] > 1 or r["ci_high"] < 1 for r in rows)
     flagged = [r["smallest_flagged"] for r in rows if math.isfinite(r["smallest_flagged"])]
-    worst = f"; the smallest flagged change is {percent(min(flagged))} to {percent(max(flagged))}" if flagged else ""
+    worst = (f"; the smallest flagged change is {percent_text(min(flagged))} to {percent_text(max(flagged))}"
+             if flagged else "")
     return (f"{outside} of {len(rows)} A/A intervals exclude 1 (about 1 in 20 is expected by chance){worst} "
             f"at threshold {record['threshold']:.0%}")

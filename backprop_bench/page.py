@@ -381,9 +381,6 @@ def _noise(noise: pd.DataFrame | None) -> str:
     if noise is None or noise.empty:
         return intro + '<p class="empty">No noise records are saved under results/noise/ yet.</p>\n'
     noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])  # a record may lack them
-
-    def percent(value) -> str:
-        return f"{100 * value:.1f}%" if np.isfinite(value) else "-"
     parts = []
     for machine, records in noise.sort_values("datetime").groupby("machine"):
         newest = records[records["comparison"] == records["comparison"].iloc[-1]]
@@ -391,8 +388,8 @@ def _noise(noise: pd.DataFrame | None) -> str:
                               "A/A ratio": [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi
                                             in zip(newest["ratio"], newest["ci_low"], newest["ci_high"])],
                               "pairs": newest["pairs"],
-                              "std error": newest["se"].map(percent),
-                              "smallest flagged": newest["smallest_flagged"].map(percent)})
+                              "std error": newest["se"].map(report.percent_text),
+                              "smallest flagged": newest["smallest_flagged"].map(report.percent_text)})
         when = newest["datetime"].iloc[0]
         parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
                      f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "

@@ -119,11 +119,11 @@ def _validate_machine_info(info) -> None:
         _expect(info, key, dict, "machine_info")
     for key in ("env", "machine"):
         _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
-    machine = (info.get("backprop_bench") or {}).get("machine") or {}
+    suite = info.get("backprop_bench") or {}
     for key in ("node", "cpu"):
-        _expect(machine, key, str, "machine_info.backprop_bench.machine")
-    _expect(info.get("backprop_bench") or {}, "jax_devices", list, "machine_info.backprop_bench")
-    if not all(isinstance(d, str) for d in (info.get("backprop_bench") or {}).get("jax_devices") or []):
+        _expect(suite.get("machine") or {}, key, str, "machine_info.backprop_bench.machine")
+    _expect(suite, "jax_devices", list, "machine_info.backprop_bench")
+    if not all(isinstance(d, str) for d in suite.get("jax_devices") or []):
         raise ValueError("machine_info.backprop_bench.jax_devices holds something other than text")
 
 
@@ -510,6 +510,11 @@ def seconds_text(value: float) -> str:
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value / 1e-9:.3g} ns"
+
+
+def percent_text(value: float) -> str:
+    """A fraction as '1.2%'; '-' where it is not finite (unknown, or nothing could be detected)."""
+    return f"{100 * value:.1f}%" if np.isfinite(value) else "-"
 
 
 def significant(value: float, digits: int) -> str:

@@ -112,7 +112,7 @@ def run_files(results: Path) -> list[Path]:
 
 
 def record_files(results: Path) -> list[Path]:
-    """Every numbered record the commands saved under `results` (`ab` comparisons), sorted by path."""
+    """Every numbered record the commands saved under `results` (`ab` comparisons, `noise` A/As), sorted by path."""
     return sorted(path for folder in RECORD_FOLDERS if (results / folder).is_dir()
                   for path in (results / folder).glob("*.json") if RUN_NAME.match(path.name))
 
