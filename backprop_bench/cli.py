@@ -289,7 +289,8 @@ def timing_options() -> Parser:
 
 AB_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument, 4 shown but not saved, 130 interrupted.
 verdicts: regression / improvement past the threshold; slower / faster: an interval wholly above / below 1
-  but not shown past the threshold; same: a narrow interval holding 1; inconclusive: a wide one.
+  but not shown past the threshold; same: an interval holding 1 within the threshold on both sides;
+  inconclusive: one reaching past the threshold.
 ratio: candidate / baseline, the geometric mean over blocks of each block's median paired ratio."""
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from backprop_bench import store
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
-# `ab`'s verdicts: past the threshold; certain but not past it; no change seen, narrowly or not.
+# `ab`'s verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
 VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusive")
 # extra_info keys the readers compute with, and the types they must have.
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
