@@ -35,7 +35,8 @@ from backprop_bench import ab_worker, store
 from backprop_bench.report import VERDICTS, seconds_text
 
 CONFIDENCE = 0.95
-PAIRS_PER_BLOCK = 2       # every block times every benchmark at least this often, budget or not
+PAIRS_PER_BLOCK = 1       # every block times every benchmark at least this often, budget or not (2 took the
+                          # whole default suite, whose start-up spends its budget, to 310 s here)
 MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
