@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import backends
-from backprop_bench import ab, noise, page, plots, regress, report, store, train
+from backprop_bench import ab, bisection, history, noise, page, plots, regress, report, store, train
 
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
@@ -162,6 +162,31 @@ def add_report_parsers(commands) -> None:
     p.add_argument("--normalize", choices=regress.NORMALIZE,
                    help="compare times relative to the NumPy backend or the matmul calibration of the same run")
     p.set_defaults(run=run_check)
+    p = commands.add_parser("history", parents=[results], epilog=HISTORY_EXIT,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="find where benchmarks stepped up or down across this machine's saved runs")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="benchmarks whose name contains TEXT (repeatable; default all)")
+    p.add_argument("--threshold", default="5%", help="smallest step reported, e.g. 5%% (default) or 0.05")
+    p.set_defaults(run=run_history)
+
+
+HISTORY_EXIT = """exit status: 0 no benchmark's latest level is a slowdown, 1 one is (for a nightly job), 2 a bad argument.
+Times are divided by a reference timed in the same run (the C loop for the presets, the matmul
+calibration for the rest), so that the machine's own drift cancels; see README, "History"."""
+
+
+def run_history(args) -> int:
+    threshold = parse_threshold(args.threshold)
+    results = store.results_dir(args.results)
+    rows, points = history.history(report.load_runs(results=results), args.only, threshold)
+    print(f"{rows['benchmark'].nunique()} benchmarks over {rows['run'].nunique()} saved runs of this machine, "
+          f"steps past {threshold:.0%} holding at least {history.MIN_SEGMENT} runs:")
+    print(history.table(points), end="")
+    slower = history.regressed(points)
+    if slower:
+        print(f"{len(slower)} benchmark(s) slower at their latest level: {', '.join(p['benchmark'] for p in slower)}")
+    return 1 if slower else 0
 
 
 def add_page_parser(commands) -> None:
@@ -180,7 +205,7 @@ def run_page(args) -> int:
         chosen, runs = report.load(args.runs or [None], results)
     frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
     text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results),
-                      report.load_comparisons(results, "noise"))
+                      report.load_comparisons(results, "noise"), bisection.load(results))
     if output is None:
         output = page.default_output(results, runs)  # derived from the runs: replaced on every call
         store.check_writable(output.parent)
@@ -309,6 +334,39 @@ def add_ab_parser(commands) -> None:
                             help="A/A of the working tree: per benchmark, the spread and the smallest change ab "
                                  "would flag at this budget and threshold")
     p.set_defaults(run=run_noise)
+    p = commands.add_parser("bisect", parents=[results], epilog=BISECT_EXIT,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            help="find the first commit between GOOD and BAD where a benchmark got slower")
+    p.add_argument("good", metavar="GOOD", help="a git revision where the benchmark was fast")
+    p.add_argument("bad", metavar="BAD", help="a later revision, on GOOD's history, where it is slow")
+    p.add_argument("--only", required=True, metavar="NAME", help="the benchmark: its name, or text only it contains")
+    p.add_argument("--threshold", default="5%", help="slowdown that counts, e.g. 5%% (default) or 0.05")
+    p.add_argument("--budget", type=parse_duration, metavar="TIME",
+                   help=f"one comparison's time with start-up (default {bisection.SECONDS_PER_STEP:.0f}s)")
+    p.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
+                   help=f"worker processes per side (default {ab.PROCESSES})")
+    p.set_defaults(run=run_bisect)
+
+
+BISECT_EXIT = """Each step compares a commit with GOOD as `ab` does; good: no slowdown past the threshold fits its
+interval; bad: a regression; undecided: measured again, then skipped. Commits are GOOD..BAD along first parents.
+exit status: 0 found (and saved under <results>/bisect/), 2 a bad argument, 4 found but not saved, 130 interrupted."""
+
+
+def run_bisect(args) -> int:
+    """Bisect, print each step and the end, then save the record."""
+    threshold = parse_threshold(args.threshold)
+    results = store.results_dir(args.results)
+    store.check_writable(results / bisection.FOLDER)
+    try:
+        with ab.sigterm_as_interrupt():
+            found = bisection.run(args.good, args.bad, args.only, threshold=threshold, budget=args.budget,
+                               processes=args.processes)
+    except KeyboardInterrupt:
+        print("backprop-bench: bisect interrupted; workers ended, temporary worktrees removed, nothing saved",
+              file=sys.stderr)
+        return exit_interrupted()
+    return show_then_save(bisection.summary(found), None, lambda: bisection.save(found, results))
 
 
 def parse_duration(text: str) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backprop_bench import report
+from backprop_bench import history, report
 from backprop_bench.report import seconds_text
 
 SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
@@ -30,7 +30,8 @@ FAMILIES = ("numpy", "torch", "jax", "reference")  # the grid's column order: Nu
 CSS = Path(__file__).with_name("page.css")
 
 
-def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise: pd.DataFrame | None = None) -> str:
+def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise: pd.DataFrame | None = None,
+          bisections: pd.DataFrame | None = None) -> str:
     """The page of `runs` (run ids of `frame`); runs of several machines are shown normalized, side by side."""
     tables = {run: _table(frame, run) for run in runs}
     for run, table in tables.items():
@@ -44,7 +45,7 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise
         "workloads": _workloads(tables, machines, normalized),
         "sweep": _sweep(tables, machines, normalized),
         "memory": _memory(tables, machines),
-        "history": _history(frame, runs, machines) + _ab(comparisons) + _noise(noise),
+        "history": _history(frame, runs, machines) + _ab(comparisons) + _bisections(bisections) + _noise(noise),
     }
     import plotly.offline
 
@@ -323,7 +324,13 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
                             name=benchmark, customdata=(line["median"] / line["epochs"]).map(seconds_text),
                             hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run"
                                           "<extra>%{fullData.name}</extra>")
-        label = rows.loc[rows["run"] == chosen, "label"].iloc[0]
+        labels = rows.drop_duplicates("run").set_index("run")["label"]
+        for point in _change_points(frame, rows["machine_id"].iloc[0]):
+            fig.add_vline(x=labels[point["first_run_after"]], line=dict(color="crimson" if point["ratio"] > 1
+                                                                          else "seagreen", dash="dash"))
+            fig.add_annotation(x=labels[point["first_run_after"]], y=0, yref="paper", yanchor="top", showarrow=False,
+                               text=f"{point['benchmark']} {point['ratio']:.2f}x", textangle=-90, xanchor="right")
+        label = labels[chosen]
         if rows["run"].nunique() == 1:
             parts.append(f'<p class="empty">{inert(machine)} has one saved run so far: its history starts '
                          "with the next run saved under results/.</p>")
@@ -335,9 +342,19 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
         parts.append(_figure(fig, f"history-{len(parts)}", 480))
     return (_how("each line is one benchmark's median in every saved run of this machine, divided by its median in "
                  "this run (the orange band): 1 is as fast as this run, 2 twice as slow, 0.5 twice as fast. "
+                 "A dashed line is a change point `backprop-bench history` finds (red slower, green faster), "
+                 "on times relative to a reference of the same run, so the machine's drift does not count. "
                  "Lines that move together are the machine drifting; one line alone is a change in that backend. "
                  "Click a legend entry to hide it, double-click to show it alone; hover for times and commits.")
             + "\n".join(parts))
+
+
+def _change_points(frame: pd.DataFrame, machine_id: str) -> list[dict]:
+    """`history`'s change points on this machine's runs at its default threshold; none where there are too few runs."""
+    try:
+        return history.history(frame, [], history.THRESHOLD, machine_id)[1]
+    except history.HistoryError:
+        return []
 
 
 def _ab(comparisons: pd.DataFrame) -> str:
@@ -372,21 +389,51 @@ def _ab(comparisons: pd.DataFrame) -> str:
     return intro + _figure(fig, "ab", 140 + 24 * len(rows))
 
 
+def _bisections(found: pd.DataFrame | None) -> str:
+    """Saved bisections: which commit each named, and the ratio across it."""
+    intro = _records_intro("bisect", "Bisections", "`backprop-bench bisect GOOD BAD --only NAME` compares commits "
+                           "between GOOD and BAD with GOOD, as `ab` does, halving the commits in question each step, "
+                           "and names the first one where the benchmark got slower; 'ratio across' compares that "
+                           "commit with the last good one.")
+    if found is None or found.empty:
+        return intro + _none_saved("bisections", "bisect")
+    shown = pd.DataFrame({
+        "when": found["datetime"].dt.strftime("%Y-%m-%d %H:%M"), "benchmark": found["benchmark"],
+        "range": found["good"] + ".." + found["bad"],
+        "first bad commit": [sha[:12] + " " + subject if n == 1 else f"one of {n}, up to {sha[:12]}"
+                             for sha, subject, n in zip(found["first_bad"], found["subject"], found["candidates"])],
+        "ratio across": _intervals(found),
+        "steps": found["steps"], "machine": found["machine"]})
+    return intro + shown.map(inert).to_html(index=False, classes="numbers", border=0, escape=False)
+
+
+def _records_intro(anchor: str, title: str, how: str) -> str:
+    return f'<h3 id="{anchor}">{title}</h3>\n' + _how(how)
+
+
+def _none_saved(what: str, folder: str) -> str:
+    return f'<p class="empty">No {what} are saved under results/{folder}/ yet.</p>\n'
+
+
+def _intervals(rows: pd.DataFrame) -> list[str]:
+    """Each row's ratio with its interval: '1.012 [0.998, 1.026]'."""
+    return [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in zip(rows["ratio"], rows["ci_low"], rows["ci_high"])]
+
+
 def _noise(noise: pd.DataFrame | None) -> str:
     """The newest `noise` record of each machine: what `ab` can see there, per benchmark."""
-    intro = ('<h3 id="noise">What ab can see</h3>\n'
-             + _how("`backprop-bench noise` compares the working tree with itself, as `ab` would at the same budget "
-                    "and threshold. 'smallest flagged' is the smallest slowdown `ab` calls a regression 80% of the "
-                    "time at that spread: a change smaller than it may pass unseen."))
+    intro = _records_intro("noise", "What ab can see", "`backprop-bench noise` compares the working tree with "
+                           "itself, as `ab` would at the same budget and threshold. 'smallest flagged' is the smallest "
+                           "slowdown `ab` calls a regression 80% of the time at that spread: a change smaller than it "
+                           "may pass unseen.")
     if noise is None or noise.empty:
-        return intro + '<p class="empty">No noise records are saved under results/noise/ yet.</p>\n'
+        return intro + _none_saved("noise records", "noise")
     noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])  # a record may lack them
     parts = []
     for machine, records in noise.sort_values("datetime").groupby("machine"):
         newest = records[records["comparison"] == records["comparison"].iloc[-1]]
         shown = pd.DataFrame({"benchmark": newest["benchmark"],
-                              "A/A ratio": [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi
-                                            in zip(newest["ratio"], newest["ci_low"], newest["ci_high"])],
+                              "A/A ratio": _intervals(newest),
                               "pairs": newest["pairs"],
                               "std error": newest["se"].map(report.percent_text),
                               "smallest flagged": newest["smallest_flagged"].map(report.percent_text)})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 # Folders under <results> that hold what the commands write, never suite runs: records the
 # commands save numbered (as runs are, never replaced), and derived files written anew each time.
-RECORD_FOLDERS = ("ab", "noise")
+RECORD_FOLDERS = ("ab", "noise", "bisect")
 DERIVED_FOLDERS = ("plots", "pages")
 REPORT_FOLDERS = RECORD_FOLDERS + DERIVED_FOLDERS
 RUN_NAME = re.compile(r"^(\d{4,12})_(.*)\.json$")  # 0001_..., on past 9999; a planted 245-digit name is no run

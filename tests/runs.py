@@ -18,7 +18,7 @@ CASES = ["numpy-handwritten-cpu", "torch-eager-cpu", "jax-jit-loop-cpu", "jax-ji
 
 
 def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", epochs=1000, calibration=None,
-              setup=None, extra=None, status=None):
+              setup=None, extra=None, status=None, commit="abc"):
     """A run as pytest-benchmark saves it, with these raw timings (seconds) per benchmark name.
 
     The workload is the name's part before the bracket; `extra` adds extra_info per benchmark name;
@@ -48,7 +48,7 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
     path.parent.mkdir(parents=True, exist_ok=True)
     suite = setup or {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0", "jax": "0.10.2", "env": {}}
     run = {"machine_info": {"node": node, "cpu": {"brand_raw": "CPU"}, "backprop_bench": suite},
-           "commit_info": {"id": "abc"}, "datetime": when, "benchmarks": benchmarks}
+           "commit_info": {"id": commit}, "datetime": when, "benchmarks": benchmarks}
     if status is not None:
         run["backprop_bench_run"] = status
     path.write_text(json.dumps(run))
