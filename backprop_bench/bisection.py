@@ -44,7 +44,8 @@ def commits_between(repo: Path, good: str, bad: str) -> list[tuple[str, str]]:
     good_sha, bad_sha = ab.resolve_commit(repo, good), ab.resolve_commit(repo, bad)
     if good_sha == bad_sha:
         raise BisectError(f"GOOD ({good}) and BAD ({bad}) are the same commit; nothing lies between them")
-    ancestor = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", good_sha, bad_sha], capture_output=True)
+    ancestor = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", good_sha, bad_sha],
+                              capture_output=True)
     if ancestor.returncode != 0:
         raise BisectError(f"GOOD ({good}) is not an ancestor of BAD ({bad}); give an older GOOD on BAD's history")
     log = ab._git(repo, "log", "--first-parent", "--reverse", "--format=%H %s", f"{good_sha}..{bad_sha}")
@@ -67,8 +68,9 @@ class Bisection:
                        processes=self.processes, here=self.repo, stream=io.StringIO())
         rows = found["benchmarks"]
         if len(rows) != 1:
-            raise BisectError(f"--only {self.name} matches {len(rows)} benchmarks ({', '.join(r['name'] for r in rows)}); "
-                              "bisect follows one: give its full name")
+            names = ", ".join(row["name"] for row in rows)
+            raise BisectError(f"--only {self.name} matches {len(rows)} benchmarks ({names}); bisect follows one: "
+                              "give its full name")
         return rows[0]
 
     def classify(self, pairs: list[ab.Pair]) -> tuple[str, tuple[float, float, float], str]:
@@ -165,14 +167,13 @@ def finish(bisection: Bisection, good: str, bad: str) -> dict:
     last_good_index = left[0] - 1
     last_good = bisection.good if last_good_index < 0 else bisection.commits[last_good_index][0]
     across = bisection.compare(last_good, first_bad[0])
-    record = {"backprop_bench_bisect": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(), "machine_info": ab.machine_info(),
-              "good": good, "bad": bad, "benchmark": bisection.name, "threshold": bisection.threshold,
-              "commits": len(bisection.commits), "steps": bisection.steps,
-              "first_bad": {"commit": first_bad[0], "subject": first_bad[1]},
-              "candidates": [bisection.commits[i][0] for i in left],
-              "across": {"from": last_good, "to": first_bad[0], **{key: across[key] for key in (
-                  "ratio", "ci_low", "ci_high", "pairs", "verdict", "baseline_median_s", "candidate_median_s")}}}
-    return record
+    return {"backprop_bench_bisect": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
+            "machine_info": ab.machine_info(), "good": good, "bad": bad, "benchmark": bisection.name,
+            "threshold": bisection.threshold, "commits": len(bisection.commits), "steps": bisection.steps,
+            "first_bad": {"commit": first_bad[0], "subject": first_bad[1]},
+            "candidates": [bisection.commits[i][0] for i in left],
+            "across": {"from": last_good, "to": first_bad[0], **{key: across[key] for key in (
+                "ratio", "ci_low", "ci_high", "pairs", "verdict", "baseline_median_s", "candidate_median_s")}}}
 
 
 def summary(record: dict) -> str:
@@ -191,7 +192,6 @@ def summary(record: dict) -> str:
 def save(record: dict, results: Path) -> Path:
     """Save as <results>/bisect/NNNN_<good>-<bad>.json."""
     return ab.save(record, results / FOLDER, f"{record['good']}-{record['bad']}")
-
 
 
 def load(results: Path) -> pd.DataFrame:

@@ -17,12 +17,13 @@ each benchmark's series of those ratios are then found in two stages:
 from __future__ import annotations
 
 import math
+import shlex
 
 import numpy as np
 import pandas as pd
 
 from backprop_bench import store
-from backprop_bench.report import calibration_rows, seconds_text
+from backprop_bench.report import calibration_rows, seconds_text, setup_diff
 
 MIN_SEGMENT = 5      # runs on each side of a change point
 ALPHA = 0.01         # 5 runs against 5 reach p = 0.008 only when every run of one side is slower
@@ -114,19 +115,14 @@ def find(rows: pd.DataFrame, threshold: float) -> list[dict]:
                 "benchmark": benchmark, "runs_before": len(before), "runs_after": len(after),
                 "last_run_before": last["run"], "first_run_after": first["run"],
                 "commit_before": last["commit"], "commit_after": first["commit"],
-                "relative_before": float(before["relative"].median()), "relative_after": float(after["relative"].median()),
+                "relative_before": float(before["relative"].median()),
+                "relative_after": float(after["relative"].median()),
                 "epoch_s_before": float(before["epoch_s"].median()), "epoch_s_after": float(after["epoch_s"].median()),
                 "ratio": float(after["relative"].median() / before["relative"].median()),
                 "latest": i == len(points) - 1,
-                "setup_changes": _setup_changes(last["setup"], first["setup"]),
+                "setup_changes": setup_diff(last["setup"], first["setup"]),
             })
     return found
-
-
-def _setup_changes(old: dict, new: dict) -> list[str]:
-    old, new = old or {}, new or {}
-    return [f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
 def bisect_command(point: dict) -> str:
@@ -137,10 +133,13 @@ def bisect_command(point: dict) -> str:
     if before == after:
         changes = ", ".join(point["setup_changes"]) or "nothing recorded"
         return f"(same commit {before[:9]}: the setup changed: {changes})"
-    return f"backprop-bench bisect {before[:9]} {after[:9]} --only '{point['benchmark']}'"
+    # Quoted for the shell: names and commits come from run files, which a colleague may have crafted.
+    words = (shlex.quote(text) for text in (before[:9], after[:9], point["benchmark"]))
+    return "backprop-bench bisect {} {} --only {}".format(*words)
 
 
-def history(frame: pd.DataFrame, only: list[str], threshold: float, machine_id: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+def history(frame: pd.DataFrame, only: list[str], threshold: float,
+            machine_id: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """This machine's series and its change points; HistoryError where there is too little to read."""
     machine_id = machine_id or store.machine_id(store.this_machine())
     mine = frame[frame["machine_id"] == machine_id] if not frame.empty else frame

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backprop_bench.report import calibration_rows
+from backprop_bench.report import calibration_rows, setup_diff
 
 NORMALIZE = ("numpy", "matmul")
 
@@ -41,9 +41,7 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
 
 def setup_changes(frame: pd.DataFrame, baseline: str, current: str) -> list[str]:
     """What differs between two runs' setups, e.g. 'torch 2.12.0 -> 2.13.0': the likely cause of a change."""
-    old, new = (frame.loc[frame["run"] == run, "setup"].iloc[0] for run in (baseline, current))
-    return [f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return setup_diff(*(frame.loc[frame["run"] == run, "setup"].iloc[0] for run in (baseline, current)))
 
 
 def machine_drift(frame: pd.DataFrame, baseline: str, current: str) -> float | None:

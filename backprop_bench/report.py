@@ -414,6 +414,13 @@ def _comparison_rows(path: Path, record) -> list[dict]:
     return rows
 
 
+def setup_diff(old: dict | None, new: dict | None) -> list[str]:
+    """What differs between two runs' setups, e.g. 'torch 2.12.0 -> 2.13.0': the likely cause of a change."""
+    old, new = old or {}, new or {}
+    return [f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
 def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The matmul calibration benchmarks among `rows`."""
     if "calibration" not in rows:

@@ -76,6 +76,13 @@ def test_the_raw_times_would_not_do(tmp_path):
     assert history.change_points(raw, 0.05) != [24]
 
 
+def test_the_bisect_command_is_quoted_for_the_shell():
+    point = {"commit_before": "abc;rm -rf", "commit_after": "def", "benchmark": "x'; touch pwned; echo '",
+             "setup_changes": []}
+    assert history.bisect_command(point) == (
+        "backprop-bench bisect 'abc;rm -r' def --only 'x'\"'\"'; touch pwned; echo '\"'\"''")
+
+
 def test_one_disturbed_run_is_not_a_change_point():
     values = np.exp(np.random.default_rng(3).normal(0, 0.02, 30))
     values[12] *= 2.0
