@@ -174,6 +174,9 @@ def parse_spec(text: str) -> tuple[ModelSpec, int, str]:
     fields: dict = {}
     for setting in settings:
         key, equals, value = setting.partition("=")
+        if "," in value and key in SPEC_KEYS:  # samples=2048,epochs=50: a comma where a colon belongs
+            raise ValueError(f"{text!r}: settings are separated by ':', not ',': write "
+                             f"{setting.replace(',', ':')!r} (e.g. 3,128,1:samples=2048:epochs=50)")
         if key not in SPEC_KEYS or not equals:
             raise ValueError(f"{text!r}: {setting!r} is not key=value with key one of {', '.join(SPEC_KEYS)}")
         fields[key] = value

@@ -330,16 +330,21 @@ def _named(name: str, files: list[Path], results: Path) -> Path:
         return path
     if matches := _matching(files, name):
         return matches[0]
-    found = f"{_describe(files)} in {results}" if files else (
-        f"no saved runs in {results}{'' if results.is_dir() else ' (no such folder)'}")
-    raise ValueError(f"no saved run {name!r}: {found}")
+    raise ValueError(f"no saved run {name!r}: " + (f"{_describe(files)} in {results}" if files else _no_runs(results)))
+
+
+def _no_runs(results: Path) -> str:
+    """What to say, and to do, where `results` holds no saved runs."""
+    if not results.is_dir():
+        return (f"no saved runs: {results} does not exist; run this inside the backprop-bench checkout (cd into it), "
+                "or name a folder of saved runs with --results DIR")
+    return f"no saved runs in {results}; time some with `make bench` in the checkout (or .venv/bin/pytest --benchmark-only)"
 
 
 def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
     """The newest complete run of the whole suite on this machine, and its file: its own folder read newest first."""
     if not files:
-        raise ValueError(f"no saved runs in {results}{'' if results.is_dir() else ' (no such folder)'}; "
-                         "make one with: make bench (or pytest --benchmark-only)")
+        raise ValueError(_no_runs(results))
     here = sorted((p for p in files if p.parent.name == store.machine_id(store.this_machine())),
                   key=lambda p: run_number(p) or 0, reverse=True)
     skipped = []

@@ -97,6 +97,15 @@ def test_empty_results_is_one_line(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+    assert "time some with `make bench` in the checkout" in err
+
+
+def test_outside_a_checkout_the_message_says_where_to_go(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path / "results")  # no results/ below it, and no checkout above
+    assert main(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist; run this inside the backprop-bench checkout (cd into it), or name a folder of saved " \
+           "runs with --results DIR" in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_run_and_disjoint_runs(results, capsys):

@@ -30,6 +30,7 @@ def test_spec_text_defaults():
     ("3,x,1", "the widths must read like 3,128,1, got '3,x,1'"),
     ("3,8,1:act=relu", "'act=relu' is not key=value with key one of activation"),
     ("3,8,1:relu", "'relu' is not key=value"),
+    ("3,8,1:samples=2048,epochs=50", "settings are separated by ':', not ',': write 'samples=2048:epochs=50'"),
     ("3,8,1:epochs=ten", "epochs take whole numbers"),
     ("3,8,1:bias=maybe", "bias true or false"),
     ("3,8,1:samples=0", "samples must be >= 1"),
