@@ -123,6 +123,39 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's table
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The end of a run leads somewhere: why nothing ran, why tests were skipped, and what to run next."""
+    write = terminalreporter.write_line
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and (config.option.keyword or config.option.markexpr):
+        chosen = " ".join(f"{flag} {value!r}" for flag, value in (("-k", config.option.keyword),
+                                                                  ("-m", config.option.markexpr)) if value)
+        write(f"backprop-bench: nothing matches {chosen}; list the names with: "
+              f".venv/bin/pytest --benchmark-only --collect-only -q")
+        return
+    if skipped := terminalreporter.stats.get("skipped", []):
+        write("backprop-bench: skipped " + skip_reasons(skipped) + " (the reason of each: add -rs)")
+    bench = getattr(config, "_benchmarksession", None)
+    if bench is not None and bench.benchmarks and not config.option.benchmark_disable:
+        write("backprop-bench: the table above times one whole training per round (every epoch); for time per "
+              "epoch, backends side by side, run: .venv/bin/backprop-bench compare")
+        write("backprop-bench: next: .venv/bin/backprop-bench report (one HTML page of this run), "
+              "backprop-bench ab HEAD (your changes against HEAD, interleaved)")
+
+
+def skip_reasons(reports) -> str:
+    """'343: 99 device 'cuda' is not available to torch here, 91 tests, not benchmarks, ...': each reason's count."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ").split(";")[0].split(" (")[0]
+        reason = "tests, not benchmarks" if reason == "Skipping non-benchmark" else reason
+        counts[reason] = counts.get(reason, 0) + 1
+    shown = sorted(counts.items(), key=lambda item: -item[1])
+    return f"{len(reports)}: " + ", ".join(f"{n} {reason}" for reason, n in shown[:4]) + (
+        f", {sum(n for _, n in shown[4:])} for {len(shown) - 4} other reason(s)" if len(shown) > 4 else "")
+
+
 FINISHED: set[str] = set()  # node ids of the tests that ran to an end: passed, failed or skipped
 
 

@@ -75,6 +75,24 @@ def test_workload_option_adds_only_the_asked_workloads():
     assert "test_matmul_rate" in done.stdout  # the calibration stays
 
 
+def test_a_selection_that_matches_nothing_says_how_to_list_the_names():
+    done = pytest_run("--benchmark-only", "-k", "nosuchbenchmark")
+    assert done.returncode == 5
+    assert ("backprop-bench: nothing matches -k 'nosuchbenchmark'; list the names with: "
+            ".venv/bin/pytest --benchmark-only --collect-only -q") in done.stdout
+
+
+def test_the_end_of_a_run_counts_the_skipped_by_reason_and_names_the_next_commands(tmp_path):
+    done = pytest_run("--benchmark-only", f"--benchmark-storage=file://{tmp_path}",
+                      "-k", "test_train and seed-linear and (numpy-handwritten-cpu or test_first_call)")
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "the table above times one whole training per round (every epoch); for time per epoch, backends side " \
+           "by side, run: .venv/bin/backprop-bench compare" in done.stdout
+    assert "backprop-bench: next: .venv/bin/backprop-bench report" in done.stdout
+    skipped = pytest_run("--benchmark-only", "-k", "test_report and machine", f"--benchmark-storage=file://{tmp_path}")
+    assert "backprop-bench: skipped " in skipped.stdout and " tests, not benchmarks" in skipped.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--workload", "3,8,1:act=relu"], "ERROR: --workload '3,8,1:act=relu': 'act=relu' is not key=value"),
     (["--workload", "2,4,1:name=a", "--workload", "3,8,1:name=a"], "two workloads are named a"),
