@@ -593,6 +593,8 @@ def table(ab_record: dict):
 
 
 CHANGED = ("regression", "improvement", "slower", "faster")
+RATIO_NOTE = ("ratio: the paired ratio (each candidate turn over the baseline turn beside it; the geometric mean over "
+              "blocks of each block's median), not the ratio of the two medians shown")
 
 
 def markdown(ab_record: dict) -> str:
@@ -609,8 +611,8 @@ def markdown(ab_record: dict) -> str:
     if len(unchanged):
         parts.append(f"<details><summary>Unchanged ({len(unchanged)}): same or inconclusive</summary>\n\n"
                      f"{markdown_table(unchanged)}\n\n</details>")
-    parts.append("Ratio: candidate / baseline (right of 1 is slower); `slower`/`faster`: a change seen but not shown "
-                 "past the threshold; `inconclusive`: too noisy to tell in the budget.")
+    parts.append(f"{RATIO_NOTE[0].upper()}{RATIO_NOTE[1:]}; above 1 is slower. `slower`/`faster`: a change seen but "
+                 "not shown past the threshold; `inconclusive`: too noisy to tell in the budget.")
     return "\n\n".join(parts) + "\n"
 
 

@@ -400,7 +400,7 @@ def run_ab(args) -> int:
     else:
         text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
                 f"ratio candidate/baseline, threshold {threshold:.0%}\n"
-                f"{ab.table(found).to_string(index=False)}\n{ab.summary(found)}\n")
+                f"{ab.table(found).to_string(index=False)}\n{ab.summary(found)}\n{ab.RATIO_NOTE}\n")
     status = show_then_save(text, output, lambda: ab.save_record(found, results))
     return status or (1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0)
 

@@ -39,6 +39,7 @@ def test_the_ci_summary_puts_changed_benchmarks_first_and_folds_the_rest():
     assert changed.index("c[jax-x") < changed.index("b[torch-x") and "a[numpy" not in changed
     assert "### Changed (2)" in changed and "Unchanged (2)" in folded and "a[numpy" in folded and "d[jax" in folded
     assert "1 regression(s)" in changed and "1 under the threshold" in changed
+    assert "Ratio: the paired ratio" in folded and "not the ratio of the two medians shown" in folded
 
 
 def test_the_ci_summary_without_changes_says_none():
