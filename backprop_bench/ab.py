@@ -530,13 +530,22 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
         sides = [side(stack, repo, "baseline", baseline, baseline_python),
                  side(stack, repo, "candidate", candidate, candidate_python)]
         workers: list[list[Worker]] = [[], []]
-        for index, each in enumerate(sides):
-            for _ in range(processes):
-                workers[index].append(Worker(each, device))
-                stack.callback(workers[index][-1].close)
-        for worker in workers[0] + workers[1]:  # all started at once: their imports overlap
-            worker.ready()
+
+        def launch(count: int) -> None:  # `count` more workers a side, started at once: their imports overlap
+            started = []
+            for index, each in enumerate(sides):
+                for _ in range(count):
+                    started.append(Worker(each, device))
+                    stack.callback(started[-1].close)
+                    workers[index].append(started[-1])
+            for worker in started:
+                worker.ready()
+
+        # One worker a side first, to learn the benchmarks: a name that matches none ends the comparison in
+        # seconds, not after every worker has imported the frameworks (the imports share the CPUs either way).
+        launch(1)
         names = chosen([workers[0][0], workers[1][0]], list(only), stream)
+        launch(processes - 1)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
         rng = np.random.default_rng()
         progress = Progress(stream, len(names))

@@ -429,3 +429,17 @@ def test_check_says_how_far_the_machine_moved(tmp_path, capsys, calibration_now,
     out = capsys.readouterr().out
     assert expected in out
     assert ("backprop-bench ab abc" in out) == (calibration_now == 0.80)
+
+
+def test_a_name_that_matches_nothing_ends_before_the_other_workers_start(fake, monkeypatch):
+    started = []
+    real_init = ab.Worker.__init__
+
+    def counted(self, side, device):
+        started.append(side.role)
+        real_init(self, side, device)
+
+    monkeypatch.setattr(ab.Worker, "__init__", counted)
+    with pytest.raises(ab.AbError, match="no benchmark to compare matches numpyy"):
+        run_fake(fake, only=["numpyy"])
+    assert started == ["baseline", "candidate"]
