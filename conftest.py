@@ -110,6 +110,7 @@ class RunStorage(FileStorage):
         except OSError as err:
             self.config._backprop_bench_save_error = f"the run could not be saved in {folder}: {err.strerror or err}"
             return
+        self.config._backprop_bench_saved = path
         self.logger.info(f"Saved benchmark data in: {path}")
 
 
@@ -133,6 +134,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         write(f"backprop-bench: nothing matches {chosen}; list the names with: "
               f".venv/bin/pytest --benchmark-only --collect-only -q")
         return
+    saved = getattr(config, "_backprop_bench_saved", None)
+    if exitstatus == pytest.ExitCode.INTERRUPTED and saved is not None:
+        write(f"backprop-bench: interrupted; the benchmarks that finished are kept in {saved}, marked incomplete "
+              "(compare and check pass over it unless you name it)")
     if skipped := terminalreporter.stats.get("skipped", []):
         write("backprop-bench: skipped " + skip_reasons(skipped) + " (the reason of each: add -rs)")
     bench = getattr(config, "_benchmarksession", None)

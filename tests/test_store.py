@@ -121,6 +121,8 @@ def test_a_run_stopped_by_ctrl_c_is_saved_marked_incomplete(tmp_path):
     assert run["backprop_bench_run"].pop("wall_s") > 0
     assert run["backprop_bench_run"] == {"complete": False, "why": "interrupted", "collected": 3, "ran": 2}
     assert report.run_status(run) == "incomplete: interrupted, 2 of 3 ran"
+    [path] = (tmp_path / "out").rglob("*.json")
+    assert f"backprop-bench: interrupted; the benchmarks that finished are kept in {path}, marked incomplete" in done.stdout
 
 
 def test_a_whole_run_is_complete_and_a_selection_is_partial(tmp_path):
