@@ -220,24 +220,35 @@ def header(args, spec: ModelSpec, about: dict, widths: tuple[int, int] | None) -
             f"{spec.epochs} epochs, {about['samples']} samples")
 
 
+SHOWN = 20  # numbers an array may hold and still print whole
+
+
+def shown(array: np.ndarray):
+    """`array` itself where it is small; else '(3, 128) float32 array: mean 0.012, std 0.21, min -0.61, max 0.64'."""
+    if array.size <= SHOWN:
+        return array
+    return (f"{array.shape} {array.dtype} array: mean {array.mean():.3g}, std {array.std():.3g}, "
+            f"min {array.min():.3g}, max {array.max():.3g} (every number: --json)")
+
+
 def print_report(spec: ModelSpec, data: Dataset, result: backends.TrainResult) -> None:
     """The notebook's printout after the losses: final parameters, prediction and true y.
 
-    Arrays of more than 20 numbers print summarized (their corners and a '...'); the
-    notebook's own, at most 10, print whole.
+    The notebook's own arrays, at most SHOWN numbers each, print whole; a larger one
+    prints as one line of its shape and spread (`--json` holds every number), so that a
+    wide network's report is not pages of matrices.
     """
-    with np.printoptions(threshold=20, edgeitems=3):
-        print("\nFinal Params:" if spec.bias else "\nFinal Weights:")
-        weights, biases = [], []
-        for layer in range(1, spec.n_layers + 1):
-            W = result.params[f"W{layer}"]
-            weights.append(W)
-            line = f"W{layer}: {W}"
-            if spec.bias:
-                b = result.params[f"b{layer}"]
-                biases.append(b)
-                line += f" | b{layer}: {b[0] if b.size == 1 else b}"  # the notebook's biases are scalars
-            print(line)
-        prediction = forward(data.x.astype(spec.dtype), weights, biases, spec.activation)[-1]
-        print("\nPrediction:\n", prediction)
-        print("\ny True:\n", data.y)
+    print("\nFinal Params:" if spec.bias else "\nFinal Weights:")
+    weights, biases = [], []
+    for layer in range(1, spec.n_layers + 1):
+        W = result.params[f"W{layer}"]
+        weights.append(W)
+        line = f"W{layer}: {shown(W)}"
+        if spec.bias:
+            b = result.params[f"b{layer}"]
+            biases.append(b)
+            line += f" | b{layer}: {b[0] if b.size == 1 else shown(b)}"  # the notebook's biases are scalars
+        print(line)
+    prediction = forward(data.x.astype(spec.dtype), weights, biases, spec.activation)[-1]
+    print("\nPrediction:\n", shown(prediction))
+    print("\ny True:\n", shown(data.y))
