@@ -130,10 +130,9 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     threshold) or one lying wholly past it: a wide interval that only just misses 1 is
     what a few unlucky pairs give (an A/A comparison here called mlp-4096x1024 0.950
     [0.864, 0.994] after 10 pairs). Requiring an interval narrower than the threshold
-    itself, as `ab` did, flagged 18 of 33 planted 4-7% slowdowns at a 3% threshold where
-    this flags 28, and neither rule flags any of 336 A/A intervals at 5% (the saved
-    records of benchmarks/gate_check.py, replayed); in simulation over the spreads seen
-    here, A/A false alarms rise from 0.05% to 0.2% of benchmarks. An
+    itself, as `ab` did, flagged 7 of 12 planted 4-7% slowdowns at a 3% threshold in
+    benchmarks/gate_check.py, where this flags 15 of 20, with no A/A false alarm at 5%
+    under either (README, "Catching regressions"). An
     interval wholly on one side of 1 that is not such a change is still a change seen:
     `slower` or `faster`, never `same` (as asv and pyperf mark "significant but small"
     apart). `same` is an interval holding 1 and lying within the threshold on both sides
