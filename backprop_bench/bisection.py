@@ -19,7 +19,6 @@ import io
 import subprocess
 import sys
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -97,13 +96,14 @@ class Bisection:
                 break
         return self._measured(index, pairs, measurements, start)
 
-    def start(self, pairs: list[ab.Pair], good: str, bad: str) -> None:
-        """Take BAD's comparison with GOOD as the first step; BisectError unless BAD is bad."""
+    def start(self, pairs: list[ab.Pair], good: str, bad: str, since: float) -> None:
+        """Take BAD's comparison with GOOD, begun at `since` (time.monotonic), as the first step; BisectError
+        unless BAD is bad."""
         state, (ratio, low, high), verdict = self.classify(pairs)
         if state != "bad":
             raise BisectError(f"BAD ({bad}) is not slower than GOOD ({good}) past {self.threshold:.0%} on "
                               f"{self.name}: {ratio:.3f} [{low:.3f}, {high:.3f}], {verdict}; nothing to bisect")
-        self._measured(len(self.commits) - 1, pairs, 1, time.monotonic())
+        self._measured(len(self.commits) - 1, pairs, 1, since)
 
     def _measured(self, index: int, pairs: list[ab.Pair], measurements: int, start: float) -> str:
         state, (ratio, low, high), verdict = self.classify(pairs)
@@ -148,13 +148,14 @@ def run(good: str, bad: str, name: str, *, threshold: float = 0.05, budget: floa
                           budget if budget is not None else SECONDS_PER_STEP, processes, out)
     print(f"bisecting {len(commits)} commits after {good} up to {bad} on {name}, threshold {threshold:.0%}; "
           f"each step compares a commit with {good}", file=out, flush=True)
+    since = time.monotonic()
     try:
         first = bisection.compare(bisection.good, commits[-1][0])
     except BisectError:
         raise
     except AbError as err:
         raise BisectError(f"cannot compare GOOD ({good}) with BAD ({bad}): {err}") from None
-    bisection.start(list(zip(first["pair_blocks"], first["log_ratios"])), good, bad)
+    bisection.start(list(zip(first["pair_blocks"], first["log_ratios"])), good, bad, since)
     while (index := bisection.next_index()) is not None:
         bisection.measure(index)
     return finish(bisection, good, bad)
@@ -197,15 +198,7 @@ def save(record: dict, results: Path) -> Path:
 def load(results: Path) -> pd.DataFrame:
     """Every bisection saved under <results>/bisect/, one row each, newest last; a malformed record is skipped
     with one warning (a shared results folder is untrusted input)."""
-    rows = []
-    for path in sorted((results / FOLDER).glob("*.json")):
-        try:
-            if not path.is_file():
-                raise ValueError("not a regular file")
-            rows.append(_row(path, report.read_json(path)))
-        except (ValueError, KeyError, TypeError, OverflowError) as err:
-            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
-            warnings.warn(f"skipping {path}: {reason}", report.SkippedRun, stacklevel=2)
+    rows = report.read_records(results / FOLDER, lambda path, record: [_row(path, record)])
     frame = pd.DataFrame(rows, columns=["record", "datetime", "machine", "good", "bad", "benchmark", "threshold",
                                         "first_bad", "subject", "candidates", "steps", "ratio", "ci_low", "ci_high"])
     frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -369,20 +370,26 @@ def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
     return path, _parse(path)
 
 
+def read_records(folder: Path, rows_of: Callable[[Path, object], list[dict]]) -> list[dict]:
+    """The rows `rows_of(path, parsed JSON)` makes of every record saved in `folder`, by name; a record that is
+    not a regular file or that `rows_of` refuses is skipped with one warning (shared results are untrusted)."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        if not path.is_file():  # a pipe or a device named like a record would hang the read
+            warnings.warn(f"skipping {path}: not a regular file", SkippedRun, stacklevel=3)
+            continue
+        try:
+            rows += rows_of(path, read_json(path))
+        except (ValueError, KeyError, TypeError, OverflowError) as err:
+            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
+            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=3)
+    return rows
+
+
 def load_comparisons(results: Path, folder: str = "ab") -> pd.DataFrame:
     """Every `ab` comparison saved under <results>/ab/ (`noise`'s A/A records: folder="noise"): one row per
     benchmark per comparison; noise records add each benchmark's se and smallest_flagged."""
-    rows = []
-    for path in sorted((results / folder).glob("*.json")):
-        if not path.is_file():  # a pipe or a device named like a record would hang the read
-            warnings.warn(f"skipping {path}: not a regular file", SkippedRun, stacklevel=2)
-            continue
-        try:
-            rows += _comparison_rows(path, read_json(path))
-        except (ValueError, KeyError, TypeError, OverflowError) as err:
-            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
-            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=2)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(read_records(results / folder, _comparison_rows))
     if not frame.empty:
         frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
     return frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -37,8 +38,9 @@ class Synthetic(bisection.Bisection):
 
 
 def search(state: Synthetic) -> dict:
+    since = time.monotonic()
     row = state.compare("good", COMMITS[-1][0])
-    state.start(list(zip(row["pair_blocks"], row["log_ratios"])), "good", "bad")
+    state.start(list(zip(row["pair_blocks"], row["log_ratios"])), "good", "bad", since)
     while (index := state.next_index()) is not None:
         state.measure(index)
     return bisection.finish(state, "good", "bad")
