@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from backprop_bench import ab, report
-from tests.signals import as_from_a_terminal
+from tests.signals import popen_as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny[numpy-handwritten-cpu-float64]"
@@ -393,9 +393,9 @@ def test_interrupting_ends_the_workers_and_removes_the_worktree(fake, tmp_path, 
     before = state(fake)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "temp")}
     # -P: the fake's own backprop_bench folder must not hide the command being tested
-    command = subprocess.Popen([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60", "--threshold", "0",
+    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60", "--threshold", "0",
                                 "--results", str(tmp_path / "results")],
-                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
+                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
     while len(git(fake, "worktree", "list").splitlines()) < 2 and command.poll() is None:
         time.sleep(0.05)
     time.sleep(1.0)  # into the timing

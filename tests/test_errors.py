@@ -14,7 +14,7 @@ import backends
 from backprop_bench.cli import main
 from backprop_bench.model import ModelSpec, init_params, preset, synthetic_data
 from backprop_bench.timing import Training
-from tests.signals import as_from_a_terminal
+from tests.signals import popen_as_from_a_terminal
 
 BAD_SPECS = [
     ({"layers": (1,)}, "at least an input and an output"),
@@ -214,8 +214,8 @@ def test_other_runtime_errors_are_not_called_out_of_memory(monkeypatch):
 
 
 def test_ctrl_c_during_train_is_one_line():
-    done = subprocess.Popen([sys.executable, "-m", "backprop_bench.cli", "train", "--epochs", "100000000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
+    done = popen_as_from_a_terminal([sys.executable, "-m", "backprop_bench.cli", "train", "--epochs", "100000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(5)  # past the imports, into the training
     done.send_signal(signal.SIGINT)
     _, err = done.communicate(timeout=60)

@@ -20,7 +20,7 @@ from backprop_bench.cli import main, printable
 from tests.browser import CHROMIUM, DRAWN, chromium
 from tests.runs import full_run, write_ab, write_run
 from tests.test_ab import ROOT, TINY, assert_clean, fake, git, state  # noqa: F401 (fake is a fixture)
-from tests.signals import as_from_a_terminal
+from tests.signals import popen_as_from_a_terminal
 
 SCRIPT = "</script><script>document.title='PWNED';window.pwned=1</script>"
 IMAGE = "<img src=x onerror=window.pwned=2>"
@@ -207,9 +207,9 @@ def test_output_force_never_touches_an_ab_record(results, target, message, capsy
 def test_sighup_ends_ab_like_ctrl_c(fake, tmp_path):
     before = state(fake)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "temp")}
-    command = subprocess.Popen([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60",
+    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60",
                                 "--threshold", "0", "--results", str(tmp_path / "results")],
-                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
+                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
     while len(git(fake, "worktree", "list").splitlines()) < 2 and command.poll() is None:
         subprocess.run(["sleep", "0.05"])
     subprocess.run(["sleep", "1"])
