@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import warnings
 from contextlib import contextmanager
@@ -152,15 +153,18 @@ def add_report_parsers(commands) -> None:
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="run number, id or JSON path; each gets its figures (default: the latest complete run)")
     p.set_defaults(run=run_compare, plot=True, format=None, output=None, normalize=None)
-    p = commands.add_parser("check", parents=[results],
+    p = commands.add_parser("check", parents=[results], epilog=CHECK_EXIT,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
                             help="flag benchmarks that slowed significantly against a baseline run")
     p.add_argument("--baseline", required=True, metavar="RUN", help="run number, id or JSON path (required)")
     p.add_argument("--against", metavar="RUN", help="the run to check (default: the latest complete run)")
     p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="significance level of the Mann-Whitney U test, between 0 and 1 (default 0.01)")
-    p.add_argument("--normalize", choices=regress.NORMALIZE,
-                   help="compare times relative to the NumPy backend or the matmul calibration of the same run")
+    p.add_argument("--normalize", choices=regress.CHECK_BY, default="reference",
+                   help="each time relative to, in its own run: its reference (the C loop for the presets, the "
+                        "fastest matmul calibration otherwise; the default, as history), the NumPy backend, the "
+                        "matmul calibration, or none (raw seconds)")
     p.set_defaults(run=run_check)
     p = commands.add_parser("history", parents=[results], epilog=HISTORY_EXIT,
                             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -277,7 +281,8 @@ def run_check(args) -> int:
     if baseline == current:
         raise ValueError(f"--baseline and --against both name run {current}; name two different runs")
     table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
-    unit = "relative to " + args.normalize if args.normalize else "seconds"
+    unit = {"none": "seconds", "reference": "reference units (seconds where a run has no reference)"}.get(
+        args.normalize, "relative to " + args.normalize)
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
     for run in (baseline, current):
         if status := frame.loc[frame["run"] == run, "status"].iloc[0]:
@@ -287,12 +292,36 @@ def run_check(args) -> int:
     for side, names in regress.unshared(frame, baseline, current).items():
         if names:
             print(f"only in {side} ({len(names)}, not compared): {', '.join(names)}")
-    print(table.to_string(index=False, formatters={
-        "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format}))
-    regressed = table[table["verdict"] == "REGRESSION"]
-    print(f"{len(regressed)} regression(s), {int((table['verdict'] == 'improvement').sum())} improvement(s) "
-          f"among {len(table)} benchmarks in both runs")
-    return 1 if len(regressed) else 0
+    print(table.to_string(index=False, na_rep="?", formatters={
+        "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format,
+        "machine": "{:.2f}x".format}))
+    print("machine: how far the benchmark's reference moved between the runs (current / baseline)")
+    counts = table["verdict"].value_counts()
+    print(f"{counts.get('REGRESSION', 0)} regression(s), {counts.get('improvement', 0)} improvement(s), "
+          f"{counts.get('undecided', 0)} undecided among {len(table)} benchmarks in both runs")
+    if counts.get("undecided", 0):
+        print(undecided_line(frame, baseline, current, table))
+    return 1 if counts.get("REGRESSION", 0) else 3 if counts.get("undecided", 0) else 0
+
+
+CHECK_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument,
+  3 no regression, but a benchmark undecided: the saved runs cannot tell its code from the machine.
+verdicts: REGRESSION / improvement: the median moved past the threshold and a Mann-Whitney U test on the
+  rounds finds it significant; undecided: so, but the benchmark's reference moved past the threshold too;
+  same: otherwise. Times are read against a reference timed in the same run (--normalize)."""
+
+
+def undecided_line(frame, baseline: str, current: str, table) -> str:
+    """What the undecided verdicts mean, and the `ab` command that can decide them."""
+    revisions = [run_revision(frame, run, side) for run, side in ((baseline, "BASELINE"), (current, "CANDIDATE"))]
+    names = table.loc[table["verdict"] == "undecided", "benchmark"]
+    only = " ".join(f"--only {shlex.quote(name)}" for name in names) if len(names) <= 3 else ""
+    said = "undecided: the benchmark's reference moved past the threshold too, so the saved runs cannot tell "
+    if revisions[0] == revisions[1]:
+        return (f"{said}a change of setup from the machine's (both timed commit {revisions[0]}); time two environments "
+                f"interleaved with: backprop-bench ab {revisions[0]} --candidate-python PYTHON {only}".rstrip())
+    return (f"{said}the code from the machine; time both commits interleaved with: "
+            f"backprop-bench ab {revisions[0]} --candidate {revisions[1]} {only}".rstrip())
 
 
 def timing_options() -> Parser:
@@ -466,10 +495,15 @@ def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
     line = f"machine drift: the matmul calibration took {drift:.2f}x the baseline's time"
     if abs(math.log(drift)) <= math.log1p(threshold):
         return line
-    commit = frame.loc[frame["run"] == baseline, "commit"].iloc[0]
-    revision = commit[:10] if re.fullmatch(r"[\w.-]+", commit) else "BASELINE_REVISION"  # no shell text from a file
     return (f"{line}, more than the threshold: the machine moved, so these medians measure it as much as the code; "
-            f"compare the code interleaved with: backprop-bench ab {revision}")
+            f"compare the code interleaved with: backprop-bench ab {run_revision(frame, baseline, 'BASELINE')}")
+
+
+def run_revision(frame, run: str, placeholder: str) -> str:
+    """A saved run's commit, short, as a command's argument; `placeholder`_REVISION where the file's text is not
+    a plain revision (no shell text from a file)."""
+    commit = frame.loc[frame["run"] == run, "commit"].iloc[0]
+    return commit[:10] if re.fullmatch(r"[\w.-]+", commit) else f"{placeholder}_REVISION"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,18 @@
-"""Did a run get slower than its baseline? A median past the threshold, and a significant difference.
+"""`backprop-bench check`: did a saved run get slower than its baseline? A median past the threshold, and a
+significant difference, each time read against a reference timed in its own run.
 
-Each benchmark's raw round timings in the two runs are compared with a two-sided
-Mann-Whitney U test (no assumption of normal timings, robust to outliers). A
-benchmark regressed only when its median slowed by more than the threshold AND the
-test finds the difference significant: noise on a shared machine moves medians, but
-not consistently across every round.
+The rounds of one run are not independent samples of "this code on this machine": the
+machine's speed drifts between runs (three back-to-back runs of unchanged code took
+0.94, 1.98 and 1.23 ms per epoch), and a test on two runs' rounds sees the drift as a
+change. So, by default, each time is first divided by its reference in the same run,
+the rule `history` uses (history.reference: the C loop for the presets, the fastest
+matmul calibration otherwise), which drifts with the machine. Each benchmark's
+normalized rounds in the two runs are then compared with a two-sided Mann-Whitney U
+test (no assumption of normal timings, robust to outliers): a benchmark changed only
+when its median moved by more than the threshold AND the test finds the difference
+significant. Where the reference itself moved by more than the threshold, the
+normalization is trusted no further: such a benchmark is `undecided`, and only `ab`,
+which times both sides interleaved, can tell code from machine.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from backprop_bench import history
 from backprop_bench.report import calibration_rows, setup_diff
 
-NORMALIZE = ("numpy", "matmul")
+NORMALIZE = ("numpy", "matmul")         # compare's and check's: relative to the same run's NumPy backend or matmul
+CHECK_BY = ("reference", *NORMALIZE, "none")  # check's; reference: history's rule, the default
 
 
 def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFrame:
@@ -22,9 +32,11 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFra
     if rows["data"].isna().any():
         raise ValueError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
     rows["data"] = rows["data"].map(np.asarray)
-    if normalize is None:
+    if normalize is None or normalize == "none":
         return rows.set_index("benchmark")
-    if normalize == "matmul":
+    if normalize == "reference":  # where the run has no reference for a benchmark, its raw time (drift unknown)
+        reference = history.reference(rows).fillna(1.0)
+    elif normalize == "matmul":
         calibration = calibration_rows(rows)
         if calibration.empty:
             raise ValueError(f"run {run} has no matmul calibration to normalize by")
@@ -57,18 +69,42 @@ def unshared(frame: pd.DataFrame, baseline: str, current: str) -> dict[str, list
     return {"baseline": sorted(names[baseline] - names[current]), "current": sorted(names[current] - names[baseline])}
 
 
+def reference_drift(frame: pd.DataFrame, baseline: str, current: str) -> pd.Series:
+    """Per benchmark, how far its reference (history.reference) moved: current / baseline (NaN where unknown)."""
+    times = {}
+    for run in (baseline, current):
+        rows = frame[frame["run"] == run]
+        times[run] = history.reference(rows).set_axis(rows["benchmark"])
+        times[run] = times[run][~times[run].index.duplicated()]
+    return times[current] / times[baseline]
+
+
 def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
-          normalize: str | None = None) -> pd.DataFrame:
-    """One row per benchmark in both runs: medians, ratio, p-value and verdict."""
+          normalize: str | None = "reference") -> pd.DataFrame:
+    """One row per benchmark in both runs: medians, ratio, p-value, how far its reference moved, and verdict.
+
+    Verdicts: REGRESSION or improvement past the threshold and significant; undecided
+    where that would be the verdict but the reference moved by more than the threshold
+    (only `ab` can decide); same otherwise.
+    """
     from scipy.stats import mannwhitneyu
 
     machines = {run: frame.loc[frame["run"] == run, "machine"].iloc[0] for run in (baseline, current)}
-    if normalize is None and machines[baseline] != machines[current]:
+    if normalize in (None, "none") and machines[baseline] != machines[current]:
         raise ValueError(
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}); "
-            f"compare times relative to the same run with --normalize {'|'.join(NORMALIZE)}"
+            f"compare times relative to the same run with --normalize {'|'.join(CHECK_BY[:-1])}"
         )
     old, new = _timings(frame, baseline, normalize), _timings(frame, current, normalize)
+    drift = reference_drift(frame, baseline, current)
+    unreferenced = [name for name in new.index if name in old.index and pd.isna(drift.get(name, np.nan))]
+    if normalize == "reference" and machines[baseline] != machines[current] and unreferenced:
+        raise ValueError(
+            f"runs come from different machines ({machines[baseline]} vs {machines[current]}), and "
+            f"{len(unreferenced)} benchmark(s) have no reference in both (a C loop or matmul calibration timed in "
+            f"the same run); compare times relative to the same run's NumPy backend with --normalize numpy"
+        )
+    moved = (abs(np.log(drift)) > np.log1p(threshold)).reindex(new.index, fill_value=False)
     shared = [name for name in new.index if name in old.index]
     if not shared:
         raise ValueError(f"runs {baseline} and {current} share no benchmark")
@@ -82,6 +118,8 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
             verdict = "REGRESSION"
         elif p < alpha and ratio < 1 / (1 + threshold):
             verdict = "improvement"
+        if verdict != "same" and moved[name] and normalize == "reference":
+            verdict = "undecided"
         rows.append({"benchmark": name, "baseline": old.at[name, "median"], "current": new.at[name, "median"],
-                     "ratio": ratio, "p_value": p, "verdict": verdict})
+                     "ratio": ratio, "p_value": p, "machine": drift.get(name, np.nan), "verdict": verdict})
     return pd.DataFrame(rows)

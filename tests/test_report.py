@@ -234,3 +234,45 @@ def test_runs_are_named_by_number_not_by_the_digits_their_names_end_in(results, 
     assert main(["compare", "1", "2", "box/0003"]) == 0
     out = capsys.readouterr().out
     assert [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line] == ["0001", "0002", "0003"]
+
+
+def drifted_runs(results, machine=1.0, code=None, factor=1.2, commits=("abc", "abc")):
+    """Two runs of one machine; the second with the machine `machine` times slower, `code` `factor` times slower."""
+    for number, speed, commit in ((1, 1.0, commits[0]), (2, machine, commits[1])):
+        timings = {name: draws(10 * number + i, 1e-3 * (i + 1)) * speed * (factor if number == 2 and name == code
+                                                                             else 1)
+                   for i, name in enumerate(BENCHMARKS)}
+        write_run(results, number, timings, when=f"2026-11-25T1{number}:00:00", commit=commit,
+                  calibration={"numpy": 0.01 * speed, "torch": 0.012 * speed})
+
+
+def test_a_machine_that_drifted_is_not_a_regression(results, capsys):
+    drifted_runs(results, machine=1.6)  # the same code, every time 1.6x: the machine moved, not the code
+    assert main(["check", "--baseline", "1", "--normalize", "none"]) == 1  # raw seconds call it a regression
+    assert "5 regression(s)" in capsys.readouterr().out  # the 3 trainings and the 2 calibrations
+    assert main(["check", "--baseline", "1"]) == 0  # read against the matmul calibration, which drifted as much
+    out = capsys.readouterr().out
+    assert "0 regression(s), 0 improvement(s), 0 undecided" in out and "1.60x" in out
+
+
+def test_a_change_while_the_machine_moved_is_undecided_and_names_ab(results, capsys):
+    drifted_runs(results, machine=1.3, code=BENCHMARKS[2], commits=("1a2b3c4d5e6f", "9f8e7d6c5b4a"))
+    assert main(["check", "--baseline", "1"]) == 3
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("seed-affine", " "))]
+    undecided = [line for line in rows if "undecided" in line]
+    assert len(undecided) == 1 and BENCHMARKS[2] in undecided[0] and "REGRESSION" not in out
+    assert f"backprop-bench ab 1a2b3c4d5e --candidate 9f8e7d6c5b --only '{BENCHMARKS[2]}'" in out
+
+
+def test_a_change_on_a_steady_machine_is_a_regression(results, capsys):
+    drifted_runs(results, machine=1.03, code=BENCHMARKS[0])  # the machine moved less than the threshold
+    assert main(["check", "--baseline", "1"]) == 1
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    assert len(flagged) == 1 and BENCHMARKS[0] in flagged[0]
+
+
+def test_same_commit_undecided_points_to_environments(results, capsys):
+    drifted_runs(results, machine=1.3, code=BENCHMARKS[2])  # both runs timed commit abc
+    assert main(["check", "--baseline", "1"]) == 3
+    assert "(both timed commit abc)" in capsys.readouterr().out
