@@ -45,6 +45,10 @@ class Backend(ABC):
     # Where it compiles for new shapes, if it compiles: "load" (ahead of time, untimed) or
     # "run" (on the first timed call). The benchmarks report compile time from it.
     compiles_in: ClassVar[str | None] = None
+    # The variant of the same framework that trains exactly as this one does, but with
+    # gradients written by hand where this one asks autograd: their ratio is what
+    # autograd costs. None where there is no such twin.
+    handwritten: ClassVar[str | None] = None
 
     def __init__(self, spec: ModelSpec, device: str = "cpu"):
         if reason := self.unavailable(device):

@@ -1,10 +1,12 @@
-"""JAX: jax.value_and_grad, compiled with jit, on the CPU or a CUDA GPU.
+"""JAX: jax.value_and_grad, compiled with jit, on the CPU or a CUDA GPU; and the hand-written gradients.
 
-Two variants: `jit-loop` puts all epochs inside one jitted lax.scan (the way the
+Three variants: `jit-loop` puts all epochs inside one jitted lax.scan (the way the
 JAX docs recommend for speed: one dispatch per training), and `jit-step` jits one
-epoch and loops in Python (one dispatch per epoch), to show what the loop costs.
-Both are compiled ahead of time (`jit(f).lower(...).compile()`) when the data is
-loaded, so the timed call is the executable alone.
+epoch and loops in Python (one dispatch per epoch), to show what the loop costs;
+`handwritten` is jit-loop with the gradients of backends/handwritten.py in place of
+jax.value_and_grad, and nothing else changed. All are compiled ahead of time
+(`jit(f).lower(...).compile()`) when the data is loaded, so the timed call is the
+executable alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax  # noqa: E402  (after the setting above)
 import jax.numpy as jnp
 import numpy as np
 
+from backends import handwritten
 from backends.base import Backend, TrainResult
 from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
@@ -60,11 +63,23 @@ def step(theta, x, y, spec: ModelSpec):
     return theta - spec.lr * grad, loss
 
 
+def handwritten_step(theta, x, y, spec: ModelSpec):
+    """One epoch as `step`, with the gradients of backends/handwritten.py in place of jax.value_and_grad."""
+    params = unflatten(spec, theta)
+    weights = [params[f"W{l}"] for l in range(1, spec.n_layers + 1)]
+    biases = [params[f"b{l}"] for l in range(1, spec.n_layers + 1)] if spec.bias else []
+    loss, dW, db = handwritten.loss_and_gradients(jnp, x, y, weights, biases, spec.activation)
+    grads = {**{f"W{l}": g for l, g in enumerate(dW, 1)}, **{f"b{l}": g for l, g in enumerate(db, 1)}}
+    grad = jnp.concatenate([jnp.ravel(grads[name]) for name in spec.param_names()])  # ∇θ L, in θ's order
+    return theta - spec.lr * grad, loss
+
+
 class JaxLoop(Backend):
     name = "jax"
     variant = "jit-loop"
     supports = ("cpu", "cuda")
     compiles_in = "load"
+    handwritten = "handwritten"
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -130,6 +145,7 @@ class JaxStep(JaxLoop):
     """One jitted epoch per Python iteration: a dispatch per epoch."""
 
     variant = "jit-step"
+    handwritten = None
 
     def initial_state(self, theta: np.ndarray):
         """(θ, the loss history, the epoch): the history preallocated, so memory does not grow per epoch."""
@@ -152,4 +168,19 @@ class JaxStep(JaxLoop):
         return theta, losses
 
 
-VARIANTS = {"jit-loop": JaxLoop, "jit-step": JaxStep}
+class JaxHandwritten(JaxLoop):
+    """jit-loop with the gradients written by hand: every epoch in one jitted scan, no jax.grad anywhere.
+
+    jax.numpy is the array API namespace of JAX's arrays (array_api_compat returns it
+    as it is), so the shared code is traced as written.
+    """
+
+    variant = "handwritten"
+    handwritten = None
+
+    def __init__(self, spec, device="cpu"):
+        super().__init__(spec, device)
+        self._step = partial(handwritten_step, spec=spec)
+
+
+VARIANTS = {"jit-loop": JaxLoop, "jit-step": JaxStep, "handwritten": JaxHandwritten}

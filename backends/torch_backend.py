@@ -1,8 +1,10 @@
-"""PyTorch autograd, on the CPU or a CUDA GPU.
+"""PyTorch autograd, on the CPU or a CUDA GPU, and the hand-written gradients without it.
 
-Three variants: `eager` runs the forward op by op, lets autograd build the backward,
+Four variants: `eager` runs the forward op by op, lets autograd build the backward,
 and updates the weights in place under no_grad with one fused foreach op, as
-torch.optim.SGD(foreach=True) does; `compile` compiles one whole epoch; `cuda-graph`
+torch.optim.SGD(foreach=True) does; `handwritten` is eager with the gradients of
+backends/handwritten.py instead of autograd's, and nothing else changed, so the two
+differ by what autograd costs; `compile` compiles one whole epoch; `cuda-graph`
 records eager's whole training once as a CUDA graph and replays it with one launch.
 """
 
@@ -14,6 +16,7 @@ import shutil
 import numpy as np
 import torch
 
+from backends import handwritten
 from backends.base import Backend, TrainResult
 from backprop_bench.model import Dataset, Params
 
@@ -44,6 +47,7 @@ class TorchEager(Backend):
     name = "torch"
     variant = "eager"
     supports = ("cpu", "cuda")
+    handwritten = "handwritten"
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -83,10 +87,43 @@ class TorchEager(Backend):
         return TrainResult(values, losses.cpu().numpy().astype(np.float64))
 
 
+class TorchHandwritten(TorchEager):
+    """Eager, with the gradients written by hand (backends/handwritten.py) and no autograd at all.
+
+    Everything else is eager's: the same tensors, the same forward ops, the same fused
+    in-place update and loss history. The whole training runs under inference_mode, so
+    torch records nothing for a backward and keeps no version counters.
+    """
+
+    variant = "handwritten"
+    handwritten = None
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        if reason := handwritten.missing():
+            return reason
+        return super().unavailable(device)
+
+    def load(self, params: Params, data: Dataset):
+        tensors, x, y, losses = super().load(params, data)
+        return [t.detach() for t in tensors], x, y, losses
+
+    def train_epochs(self, params, x, y, losses, epochs: int) -> None:
+        spec = self.spec
+        xp = handwritten.namespace(x)
+        weights, biases = (params[0::2], params[1::2]) if spec.bias else (params, [])
+        with torch.inference_mode():
+            for epoch in range(epochs):
+                losses[epoch], dW, db = handwritten.loss_and_gradients(xp, x, y, weights, biases, spec.activation)
+                grads = [g for pair in zip(dW, db) for g in pair] if spec.bias else dW  # params' order
+                torch._foreach_add_(params, grads, alpha=-spec.lr)                    # p ← p - lr ∂L/∂p
+
+
 class TorchCompile(TorchEager):
     """The whole epoch (forward, backward by torch.func, update) compiled into one graph."""
 
     variant = "compile"
+    handwritten = None
     compiles_in = "run"  # torch.compile compiles lazily, on the first call of each shape
 
     @classmethod
@@ -149,6 +186,7 @@ class TorchGraph(TorchEager):
 
     variant = "cuda-graph"
     supports = ("cuda",)
+    handwritten = None
     WARMUP_EPOCHS = 3
 
     @classmethod
@@ -193,4 +231,4 @@ class TorchGraph(TorchEager):
         return params, losses
 
 
-VARIANTS = {"eager": TorchEager, "compile": TorchCompile, "cuda-graph": TorchGraph}
+VARIANTS = {"eager": TorchEager, "handwritten": TorchHandwritten, "compile": TorchCompile, "cuda-graph": TorchGraph}

@@ -61,6 +61,7 @@ def test_train(benchmark, workload, case, numpy_reference):
         time_per_epoch_s=median / spec.epochs,
         first_call_s=first_call_s, first_setup_s=first_setup_s, setup_s=setup_s,
         compiles_in=training.trainer.compiles_in,
+        handwritten=training.trainer.handwritten,  # the variant this one's autograd cost is measured against
         final_loss=float(result.losses[-1]),
     )
     if workload.memory:

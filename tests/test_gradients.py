@@ -79,40 +79,98 @@ def jax_device(device: str):
 DEVICES = ["cpu", "cuda"]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_backward_matches_torch_autograd(spec, device):
+def torch_autograd(spec, params, data, device):
+    """torch autograd's loss and gradients of the network written apart (reference_loss), and its inputs."""
     torch = torch_on(device)
     acts = {"identity": lambda a: a, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
-    spec, params, data = setup(spec)
-    loss, grads = numpy_gradients(spec, params, data)
     params_torch = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in params.items()}
     x, y = (torch.tensor(a, device=device) for a in (data.x, data.y))
-    loss_torch = reference_loss(acts[spec.activation], params_torch, x, y, spec.n_layers)
-    loss_torch.backward()
-    check_close(loss, loss_torch.item(), {"rtol": 1e-12, "atol": 0.0}, "gradients: loss", f"torch-{device}", "float64")
-    for name, p in params_torch.items():
-        check_close(grads[name], p.grad.cpu().numpy(), AUTODIFF_TOL, "gradients: autodiff", f"torch-{device}",
-                    "float64", name)
+    loss = reference_loss(acts[spec.activation], params_torch, x, y, spec.n_layers)
+    loss.backward()
+    grads = {name: p.grad.cpu().numpy() for name, p in params_torch.items()}
+    return loss.item(), grads, ({k: p.detach() for k, p in params_torch.items()}, x, y)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_backward_matches_jax_grad(spec, device):
+def jax_autodiff(spec, params, data, device):
+    """jax.value_and_grad's loss and gradients of the same network, and its inputs on the device (float64)."""
     target = jax_device(device)
     import jax
 
     jnp = jax.numpy
     acts = {"identity": lambda a: a, "tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+    x, y, on_device = jax.device_put((data.x, data.y, params), target)
+    loss, grads = jax.value_and_grad(lambda p: reference_loss(acts[spec.activation], p, x, y, spec.n_layers))(on_device)
+    assert grads["W1"].dtype == np.float64
+    return float(loss), {name: np.asarray(g) for name, g in grads.items()}, (on_device, x, y)
+
+
+def check_gradients(found, expected, case: str, what: str = "gradients: autodiff"):
+    """Two (loss, gradients by name) pairs agree: the loss to 1e-12, the gradients to AUTODIFF_TOL."""
+    check_close(found[0], expected[0], {"rtol": 1e-12, "atol": 0.0}, "gradients: loss", case, "float64")
+    for name in expected[1]:
+        check_close(found[1][name], expected[1][name], AUTODIFF_TOL, what, case, "float64", name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_backward_matches_torch_autograd(spec, device):
     spec, params, data = setup(spec)
-    loss, grads = numpy_gradients(spec, params, data)
+    loss, grads, _ = torch_autograd(spec, params, data, device)
+    check_gradients(numpy_gradients(spec, params, data), (loss, grads), f"torch-{device}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_backward_matches_jax_grad(spec, device):
+    jax = pytest.importorskip("jax")
+    spec, params, data = setup(spec)
     with jax.enable_x64(True), jax.default_matmul_precision("highest"):
-        x, y = jax.device_put((data.x, data.y), target)
-        loss_jax, grads_jax = jax.value_and_grad(
-            lambda p: reference_loss(acts[spec.activation], p, x, y, spec.n_layers)
-        )(jax.device_put(params, target))
-        assert grads_jax["W1"].dtype == np.float64
-    check_close(loss, float(loss_jax), {"rtol": 1e-12, "atol": 0.0}, "gradients: loss", f"jax-{device}", "float64")
-    for name in params:
-        check_close(grads[name], np.asarray(grads_jax[name]), AUTODIFF_TOL, "gradients: autodiff", f"jax-{device}",
-                    "float64", name)
+        loss, grads, _ = jax_autodiff(spec, params, data, device)
+    check_gradients(numpy_gradients(spec, params, data), (loss, grads), f"jax-{device}")
+
+
+# --- the hand-written gradients written once (backends/handwritten.py), on each library's arrays --------
+
+def shared_gradients(spec, params, x, y):
+    """backends/handwritten.py's loss and gradients on arrays of any library, as one dict of NumPy arrays."""
+    from backends import handwritten
+
+    xp = handwritten.namespace(x)
+    weights = [params[f"W{l}"] for l in range(1, spec.n_layers + 1)]
+    biases = [params[f"b{l}"] for l in range(1, spec.n_layers + 1)] if spec.bias else []
+    loss, dW, db = handwritten.loss_and_gradients(xp, x, y, weights, biases, spec.activation)
+    grads = {**{f"W{l}": g for l, g in enumerate(dW, 1)}, **{f"b{l}": g for l, g in enumerate(db, 1)}}
+    return float(loss), {name: np.asarray(g.cpu() if hasattr(g, "cpu") else g) for name, g in grads.items()}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_shared_backward_on_torch_matches_torch_autograd(spec, device):
+    pytest.importorskip("array_api_compat")
+    spec, params, data = setup(spec)
+    loss, grads, inputs = torch_autograd(spec, params, data, device)
+    import torch
+
+    with torch.inference_mode():  # as the torch-handwritten variant runs it: nothing recorded
+        found = shared_gradients(spec, *inputs)
+    check_gradients(found, (loss, grads), f"torch-{device}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_shared_backward_on_jax_matches_jax_grad(spec, device):
+    jax = pytest.importorskip("jax")
+    spec, params, data = setup(spec)
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        loss, grads, inputs = jax_autodiff(spec, params, data, device)
+        found = shared_gradients(spec, *inputs)
+    check_gradients(found, (loss, grads), f"jax-{device}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_shared_backward_on_numpy_matches_the_numpy_backend(spec):
+    pytest.importorskip("array_api_compat")
+    spec, params, data = setup(spec)
+    # the same products in the same order; only the loss's sum is another reduction
+    check_gradients(shared_gradients(spec, params, data.x, data.y), numpy_gradients(spec, params, data),
+                    "shared-numpy", "gradients: shared")
