@@ -155,32 +155,41 @@ def _overview(tables: dict, machines: pd.Series) -> str:
     grids = []
     for run, table in tables.items():
         columns = _columns({run: table})
-        head = "".join(f"<th>{inert(c)}</th>" for c in columns)
-        rows = []
-        for workload in report.workload_order(table):
-            group = table[table["workload"] == workload]
-            cells = group.set_index("column")
-            fastest = cells["time_per_epoch_s"].idxmin()
-            row = []
-            for column in columns:
-                if column not in cells.index:
-                    row.append('<td class="empty">-</td>')
-                    continue
-                cell = cells.loc[column]
-                star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
-                row.append(f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}"'
-                           f' style="background:{_colour(cell.vs_numpy)}" title="{inert(column)} on '
-                           f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
-                           f"{f'{cell.vs_numpy:.2f}x' if np.isfinite(cell.vs_numpy) else 'no NumPy'}{star}<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
-            rows.append(f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
-                        + "".join(row) + "</tr>")
+        references = set(table.loc[table["reference"], "column"])
+        head = "".join(f'<th class="reference">{inert(c)}<small>reference</small></th>' if c in references
+                       else f"<th>{inert(c)}</th>" for c in columns)
+        rows = [_overview_row(table[table["workload"] == workload], workload, columns)
+                for workload in report.workload_order(table)]
         grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
                      f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
     return (_how("each cell is how many times faster than the NumPy backend one backend-variant trains an epoch of "
                  "that workload, measured in the same run: 2.00x is twice as fast, 0.50x half as fast. Green is "
-                 "faster than NumPy, red slower, white the same; &#9733; marks the fastest of each row; the small "
-                 "number is the median time per epoch.")
+                 "faster than NumPy, red slower, white the same; &#9733; marks the fastest backend of each row; the "
+                 "small number is the median time per epoch. Grey italic columns are references, not backends: "
+                 "the same training in plain C or in the notebook's code, for scale, never starred.")
             + '<div class="side">' + "".join(grids) + "</div>\n")
+
+
+def _overview_row(group: pd.DataFrame, workload: str, columns: list[str]) -> str:
+    """One workload's cells; the star goes to the fastest backend, never to a reference."""
+    cells = group.set_index("column")
+    backends = cells.loc[~cells["reference"], "time_per_epoch_s"]
+    fastest = backends.idxmin() if len(backends) else None
+    row = []
+    for column in columns:
+        if column not in cells.index:
+            row.append('<td class="empty">-</td>')
+            continue
+        cell = cells.loc[column]
+        star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
+        kind, background = ("cell reference", "#f3f3f3") if cell.reference else ("cell", _colour(cell.vs_numpy))
+        row.append(f'<td class="{kind}" data-workload="{inert(workload)}" data-column="{inert(column)}"'
+                   f' style="background:{background}" title="{inert(column)} on '
+                   f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                   f"{f'{cell.vs_numpy:.2f}x' if np.isfinite(cell.vs_numpy) else 'no NumPy'}{star}"
+                   f"<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
+    return (f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
+            + "".join(row) + "</tr>")
 
 
 def _figure(fig, name: str, height: int) -> str:

@@ -442,9 +442,9 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops", "of_machine",
               "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in", "peak_memory_bytes",
-              "working_set_bytes", "epoch_flops", "relative"]
+              "working_set_bytes", "epoch_flops", "relative", "reference"]
 OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
-            "working_set_bytes", "epoch_flops")
+            "working_set_bytes", "epoch_flops", "reference")
 
 
 def workload_order(table: pd.DataFrame) -> list[str]:
@@ -494,6 +494,7 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
     for column in OPTIONAL:
         if column not in bench:
             bench[column] = np.nan
+    bench["reference"] = bench["reference"].eq(True)  # saved by the references (C loop, notebook): no framework
     bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
     bench["q1_s"], bench["q3_s"] = bench["q1"] / bench["epochs"], bench["q3"] / bench["epochs"]  # the rounds' spread
     numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]

@@ -81,6 +81,30 @@ def test_two_machines_are_normalized_side_by_side(results, tmp_path):
     assert len(grids) == 2 and len(grids[0]) == 16 and grids[0] == grids[1]
 
 
+def small_run(results, number=1, when="2026-11-25T10:00:00"):
+    """A run whose fastest on seed-affine is the C loop, and whose jax-jit-step peaks below mlp-1024x256's working set."""
+    seed, sweep = "seed-affine[{}-cpu-float64]", "mlp-1024x256[{}-cpu-float32]"
+    c_loop = seed.format("reference-c-loop")
+    memory = {"working_set_bytes": 2.9e6, "epoch_flops": 1e8}
+    write_run(results, number, {seed.format("numpy-handwritten"): [1e-2] * 5, seed.format("jax-jit-loop"): [1e-4] * 5,
+                                c_loop: [3e-5] * 5, sweep.format("numpy-handwritten"): [1.0] * 5,
+                                sweep.format("jax-jit-step"): [0.5] * 5}, when=when,
+              extra={c_loop: {"backend": "reference-c-loop", "variant": "c-loop", "reference": True},
+                     sweep.format("numpy-handwritten"): {**memory, "peak_memory_bytes": 3.2e6},
+                     sweep.format("jax-jit-step"): {**memory, "peak_memory_bytes": 1.3e6}})
+
+
+def test_references_are_set_apart_and_never_starred(results, tmp_path):
+    small_run(results)
+    assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
+    text = (tmp_path / "page.html").read_text()
+    starred = re.findall(r'data-workload="([^"]+)" data-column="([^"]+)"[^>]*>(?:(?!</td>).)*class="star"', text)
+    assert starred == [("seed-affine", "jax-jit-loop-cpu"), ("mlp-1024x256", "jax-jit-step-cpu")]
+    assert re.findall(r'<td class="cell reference" data-workload="[^"]+" data-column="([^"]+)"', text) == [
+        "reference-c-loop-cpu"]
+    assert re.search(r'<th class="reference">reference-c-loop-cpu<small>reference</small></th>', text)
+
+
 def test_load_comparisons_reads_records_and_skips_bad_ones(results):
     write_ab(results, "good", [("a[numpy-x-cpu-float64]", 1.10, "regression"), ("b[torch-x-cpu-float64]", 0.98, "same")])
     (results / "ab" / "broken.json").write_text('{"backprop_bench_ab": 1, "benchmarks": [')
