@@ -210,8 +210,8 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
     import plotly.graph_objects as go
 
     parts = []
-    workloads = report.workload_order(pd.concat(tables.values()))
-    for workload in workloads:
+    everything = pd.concat(tables.values())
+    for workload in report.workload_order(everything):
         fig = go.Figure()
         tables_html = []
         for run, table in tables.items():
@@ -226,11 +226,8 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
                                          arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
                             customdata=rows["time_per_epoch_s"].map(seconds_text),
                             hovertemplate="%{y}: %{customdata} per epoch<extra></extra>")
-            shown = report.formatted(rows).drop(columns="workload").assign(
-                spread=[f"{seconds_text(a)} - {seconds_text(b)}" for a, b in zip(rows["q1_s"], rows["q3_s"])])
-            shown = shown.loc[:, (shown != "").any()].iloc[::-1]
             tables_html.append(f"<h4>{inert(_label(run, machines))}</h4>"
-                               + shown.to_html(index=False, classes="numbers", border=0))
+                               + _numbers(rows).to_html(index=False, classes="numbers", border=0))
         if normalized:
             fig.update_xaxes(type="log", title="time per epoch relative to NumPy's in the same run (left is faster)")
         else:
@@ -238,7 +235,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
                              exponentformat="SI", ticksuffix="s")
         fig.update_layout(showlegend=len(tables) > 1)
         # The heading in the page, not in the figure, where plotly's toolbar would sit on top of it.
-        heading = inert(report.workload_heading(pd.concat(tables.values()), workload))
+        heading = inert(report.workload_heading(everything, workload) + _working_set(everything, workload))
         parts.append(f'<h3>{heading}</h3><div class="pair">'
                      f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}'
                      f'<div class="scroll">{"".join(tables_html)}</div></div>')
@@ -246,8 +243,32 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
                  "The table beside it adds the same spread, compile time (only where a variant compiles), the first "
                  "call's extra time, "
-                 "GFLOP/s and the share of the machine's and of the framework's own matmul rate.")
+                 "GFLOP/s, the share of the machine's and of the framework's own matmul rate, and the peak memory "
+                 "growth of the Memory section.")
             + "\n".join(parts))
+
+
+def _numbers(rows: pd.DataFrame) -> pd.DataFrame:
+    """report.formatted's table of one workload, narrowed: the dtype and the working set are in the heading, the
+    spread in one unit, and a column only where some row has a value."""
+    shown = report.formatted(rows).drop(columns=["workload", "working set MB"]).assign(
+        backend=rows["column"], spread=[_span(a, b) for a, b in zip(rows["q1_s"], rows["q3_s"])])
+    shown = shown.rename(columns={"time/epoch": "time / epoch"})  # a header that may wrap
+    return shown.loc[:, (shown != "").any()].iloc[::-1]
+
+
+def _span(low: float, high: float) -> str:
+    """'9.90-10.1 us': the unit once where both ends share it."""
+    low_text, high_text = seconds_text(low), seconds_text(high)
+    if low_text.split(" ")[-1] == high_text.split(" ")[-1]:
+        low_text = low_text.split(" ")[0]
+    return f"{low_text}-{high_text}"
+
+
+def _working_set(everything: pd.DataFrame, workload: str) -> str:
+    """', working set 2.9 MB' where the workload has one: the same for every backend, so not in each row."""
+    sets = everything.loc[everything["workload"] == workload, "working_set_bytes"].dropna()
+    return f", working set {report.significant(sets.iloc[0] / 1e6, 2)} MB" if len(sets) else ""
 
 
 def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:

@@ -29,7 +29,7 @@ def browser(tmp_path):
     if CHROMIUM is None:
         pytest.skip("no Chromium installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    return lambda: chromium(tmp_path / "profile")
+    return lambda width=1440: chromium(tmp_path / "profile", width)
 
 
 def test_page_in_a_browser(results, tmp_path, browser, capsys):
@@ -103,6 +103,26 @@ def test_references_are_set_apart_and_never_starred(results, tmp_path):
     assert re.findall(r'<td class="cell reference" data-workload="[^"]+" data-column="([^"]+)"', text) == [
         "reference-c-loop-cpu"]
     assert re.search(r'<th class="reference">reference-c-loop-cpu<small>reference</small></th>', text)
+
+
+def test_tables_fit_their_section(results, tmp_path, browser):
+    """No table scrolls sideways or runs past its section on a laptop's screen or a desktop's."""
+    full_run(results, 1)
+    small_run(results, 2, when="2026-11-26T10:00:00")
+    for run in ("1", "2"):
+        assert main(["report", run, "--output", str(tmp_path / f"{run}.html")]) == 0
+    with browser(1280) as (tab, errors, blocked):
+        for run in ("1", "2"):
+            for width in (1280, 1920):
+                tab.set_viewport_size({"width": width, "height": 900})
+                tab.goto((tmp_path / f"{run}.html").as_uri(), wait_until="load")
+                tab.wait_for_function(DRAWN)
+                too_wide = tab.evaluate("""[...document.querySelectorAll('table')].filter(table =>
+                    table.offsetWidth > table.parentElement.clientWidth
+                    || table.getBoundingClientRect().right > table.closest('section').getBoundingClientRect().right)
+                    .map(table => table.closest('section').id + ': ' + table.innerText.slice(0, 40))""")
+                assert too_wide == [], (run, width)
+        assert errors == [] and blocked == []
 
 
 def test_load_comparisons_reads_records_and_skips_bad_ones(results):
