@@ -334,7 +334,22 @@ def _memory(tables: dict, machines: pd.Series) -> str:
     return (_how("bars are each backend's peak memory growth during a warm training (a fresh process's peak RSS, "
                  "itself noisy by some MB); the black mark is the analytic working set, what the maths needs "
                  "(parameters, gradients, activations). A bar above the mark is what the framework adds.")
-            + _figure(fig, "memory", 420))
+            + _below_working_set(tables, machines) + _figure(fig, "memory", 420))
+
+
+def _below_working_set(tables: dict, machines: pd.Series) -> str:
+    """A line naming each bar below its mark, and why benchmarks/memory.py can read less than the maths needs."""
+    below = [f"{_label(run, machines) + ': ' if len(tables) > 1 else ''}{row.column} on {row.workload}: "
+             f"{report.significant(row.peak_memory_bytes / 1e6, 2)} MB, under its "
+             f"{report.significant(row.working_set_bytes / 1e6, 2)} MB"
+             for run, table in tables.items()
+             for row in table[table["peak_memory_bytes"] < table["working_set_bytes"]].itertuples()]
+    if not below:
+        return ""
+    return (f'<p class="note">Below the working set: {inert("; ".join(below))}. The peak counts only what a warm '
+            "training adds to the memory in use after loading: not the parameters and data, loaded before; and on "
+            "the CPU, not memory it reuses from the warm-up that the C allocator kept in a worker thread's heap, "
+            "where a framework's threads free their buffers (malloc_trim does not return that).</p>\n")
 
 
 def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:

@@ -105,6 +105,18 @@ def test_references_are_set_apart_and_never_starred(results, tmp_path):
     assert re.search(r'<th class="reference">reference-c-loop-cpu<small>reference</small></th>', text)
 
 
+def test_memory_below_the_working_set_says_why(results, tmp_path):
+    small_run(results)
+    assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
+    notes = re.findall(r'<p class="note">(.*?)</p>', (tmp_path / "page.html").read_text())
+    assert len(notes) == 1
+    assert "jax-jit-step-cpu on mlp-1024x256: 1.3 MB, under its 2.9 MB" in notes[0]
+    assert "numpy" not in notes[0] and "malloc_trim" in notes[0]
+    full_run(results, 2)  # every peak above its working set
+    assert main(["report", "--output", str(tmp_path / "full.html")]) == 0
+    assert '<p class="note">' not in (tmp_path / "full.html").read_text()
+
+
 def test_tables_fit_their_section(results, tmp_path, browser):
     """No table scrolls sideways or runs past its section on a laptop's screen or a desktop's."""
     full_run(results, 1)
