@@ -360,6 +360,9 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
     for machine in machines.unique():
         chosen = next(run for run in runs if machines[run] == machine)
         rows = frame[(frame["machine"] == machine) & frame["workload"].notna()]
+        if rows["run"].nunique() < 2:  # a line through one point says nothing, and its legend fills the section
+            parts.append(f'<p class="empty">{inert(machine)} has one run so far: history needs two or more runs.</p>')
+            continue
         rows = rows.sort_values(["datetime", "run"]).copy()
         rows["label"] = [f"{report.run_label(run)} {commit[:7]}" for run, commit in zip(rows["run"], rows["commit"])]
         reference = rows[rows["run"] == chosen].set_index("benchmark")["median"]
@@ -376,9 +379,6 @@ def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
             fig.add_annotation(x=labels[point["first_run_after"]], y=0, yref="paper", yanchor="top", showarrow=False,
                                text=f"{point['benchmark']} {point['ratio']:.2f}x", textangle=-90, xanchor="right")
         label = labels[chosen]
-        if rows["run"].nunique() == 1:
-            parts.append(f'<p class="empty">{inert(machine)} has one saved run so far: its history starts '
-                         "with the next run saved under results/.</p>")
         fig.add_vline(x=label, line=dict(color="orange", width=8), opacity=0.35)
         fig.add_annotation(x=label, y=1, yref="paper", text="this run", showarrow=False, yanchor="bottom")
         fig.update_xaxes(type="category", title="saved runs of this machine in time order: number and commit")

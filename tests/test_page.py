@@ -117,6 +117,17 @@ def test_memory_below_the_working_set_says_why(results, tmp_path):
     assert '<p class="note">' not in (tmp_path / "full.html").read_text()
 
 
+def test_history_of_one_run_is_a_line_not_a_figure(results, tmp_path):
+    small_run(results)
+    assert main(["report", "--output", str(tmp_path / "one.html")]) == 0
+    one = (tmp_path / "one.html").read_text()
+    assert "one run so far: history needs two or more runs" in one and 'id="figure-history' not in one
+    small_run(results, 2, when="2026-11-26T10:00:00")
+    assert main(["report", "--output", str(tmp_path / "two.html")]) == 0
+    two = (tmp_path / "two.html").read_text()
+    assert "one run so far" not in two and 'id="figure-history' in two
+
+
 def test_tables_fit_their_section(results, tmp_path, browser):
     """No table scrolls sideways or runs past its section on a laptop's screen or a desktop's."""
     full_run(results, 1)
