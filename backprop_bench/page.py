@@ -236,9 +236,10 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
         fig.update_layout(showlegend=len(tables) > 1)
         # The heading in the page, not in the figure, where plotly's toolbar would sit on top of it.
         heading = inert(report.workload_heading(everything, workload) + _working_set(everything, workload))
-        parts.append(f'<h3>{heading}</h3><div class="pair">'
-                     f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}'
-                     f'<div class="scroll">{"".join(tables_html)}</div></div>')
+        # The table first: plotly sizes a figure to its place once, as it draws, so the table must hold its own
+        # by then (page.css shows the figure first).
+        parts.append(f'<h3>{heading}</h3><div class="pair"><div class="scroll">{"".join(tables_html)}</div>'
+                     f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}</div>')
     return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
                  "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
                  "The table beside it adds the same spread, compile time (only where a variant compiles), the first "

@@ -129,7 +129,7 @@ def test_history_of_one_run_is_a_line_not_a_figure(results, tmp_path):
 
 
 def test_tables_fit_their_section(results, tmp_path, browser):
-    """No table scrolls sideways or runs past its section on a laptop's screen or a desktop's."""
+    """No table scrolls sideways, runs past its section or lies under a figure, on a laptop's screen or a desktop's."""
     full_run(results, 1)
     small_run(results, 2, when="2026-11-26T10:00:00")
     for run in ("1", "2"):
@@ -145,6 +145,10 @@ def test_tables_fit_their_section(results, tmp_path, browser):
                     || table.getBoundingClientRect().right > table.closest('section').getBoundingClientRect().right)
                     .map(table => table.closest('section').id + ': ' + table.innerText.slice(0, 40))""")
                 assert too_wide == [], (run, width)
+                # A figure drawn wider than its place would lie over the table beside it.
+                assert tab.evaluate("""[...document.querySelectorAll('.js-plotly-plot')].every(figure =>
+                    figure.querySelector('.main-svg').getBoundingClientRect().width
+                    <= figure.parentElement.getBoundingClientRect().width + 1)"""), (run, width)
         assert errors == [] and blocked == []
 
 
