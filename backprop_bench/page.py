@@ -167,7 +167,44 @@ def _overview(tables: dict, machines: pd.Series) -> str:
                  "faster than NumPy, red slower, white the same; &#9733; marks the fastest backend of each row; the "
                  "small number is the median time per epoch. Grey italic columns are references, not backends: "
                  "the same training in plain C or in the notebook's code, for scale, never starred.")
+            + '<div class="side">' + "".join(grids) + "</div>\n" + _autograd(tables, machines))
+
+
+def _autograd(tables: dict, machines: pd.Series) -> str:
+    """The grid of what autograd costs: per workload and autograd variant, its time over its hand-written twin's."""
+    grids = []
+    for run, table in tables.items():
+        costs = table[table["autograd_cost"].notna()]
+        if costs.empty:
+            continue
+        columns = _columns({run: costs})
+        rows = []
+        for workload in report.workload_order(costs):
+            cells = costs[costs["workload"] == workload].set_index("column")
+            row = [_autograd_cell(cells.loc[c], workload, c) if c in cells.index else '<td class="empty">-</td>'
+                   for c in columns]
+            rows.append(f"<tr><th>{inert(workload)} <small>{inert(cells['dtype'].iloc[0])}</small></th>"
+                        + "".join(row) + "</tr>")
+        head = "".join(f"<th>{inert(c)}<small>over its handwritten</small></th>" for c in columns)
+        grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
+                     f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
+    if not grids:
+        return ('<h3 id="autograd">What autograd costs</h3><p>No run shown has an autograd variant beside its '
+                "hand-written twin (torch eager and torch handwritten, jax jit-loop and jax handwritten).</p>\n")
+    return ('<h3 id="autograd">What autograd costs</h3>\n'
+            + _how("each cell is one autograd variant's time per epoch over its framework's hand-written variant's, "
+                   "same run, workload and device: the same training with the gradients written by hand "
+                   "(backends/handwritten.py) and nothing else changed. 1.50x: autograd takes 50% longer; under "
+                   "1.00x the hand-written variant is the slower one. Red is autograd costing time, green "
+                   "autograd winning; the small line is the same ratio for peak memory, where it was measured.")
             + '<div class="side">' + "".join(grids) + "</div>\n")
+
+
+def _autograd_cell(cell: pd.Series, workload: str, column: str) -> str:
+    memory = f"memory {cell.autograd_memory:.2f}x" if np.isfinite(cell.autograd_memory) else ""
+    return (f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}" '
+            f'style="background:{_colour(1 / cell.autograd_cost)}" title="{inert(column)} on {inert(workload)}: '
+            f'{seconds_text(cell.time_per_epoch_s)} per epoch">{cell.autograd_cost:.2f}x<small>{memory}</small></td>')
 
 
 def _overview_row(group: pd.DataFrame, workload: str, columns: list[str]) -> str:

@@ -27,7 +27,7 @@ VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusi
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
            "compile_s", "peak_memory_bytes",
            "working_set_bytes", "samples", "flops", "lr", "final_loss")
-TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in")
+TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in", "handwritten")
 
 
 class SkippedRun(UserWarning):
@@ -442,9 +442,9 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops", "of_machine",
               "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in", "peak_memory_bytes",
-              "working_set_bytes", "epoch_flops", "relative", "reference"]
+              "working_set_bytes", "epoch_flops", "relative", "reference", "autograd_cost", "autograd_memory"]
 OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
-            "working_set_bytes", "epoch_flops", "reference")
+            "working_set_bytes", "epoch_flops", "reference", "handwritten")
 
 
 def workload_order(table: pd.DataFrame) -> list[str]:
@@ -507,7 +507,7 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
     bench["of_machine"] = bench["gflops"] / bench["dtype"].map(best)
     bench["of_own_matmul"] = [gflops / own.get(tuple(key), np.nan) for gflops, *key
                               in zip(bench["gflops"], bench["backend"], bench["device"], bench["dtype"])]
-    bench = bench.assign(**dict(_first_call(bench).items()))
+    bench = bench.assign(**dict(_first_call(bench).items()), **autograd_cost(bench))
     if normalize == "numpy":
         bench["relative"] = 1 / bench["vs_numpy"]
     elif normalize == "matmul":
@@ -521,6 +521,20 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
     order = {workload: i for i, workload in enumerate(workload_order(bench))}
     bench = bench.sort_values(["time_per_epoch_s"]).sort_values("workload", key=lambda w: w.map(order), kind="stable")
     return bench[COMPARISON].reset_index(drop=True)
+
+
+def autograd_cost(bench: pd.DataFrame) -> dict[str, pd.Series]:
+    """What autograd costs, per autograd variant that has a hand-written twin (extra_info "handwritten": the
+    same framework, workload, device and dtype, gradients by hand, everything else alike): its time per epoch
+    over the twin's (`autograd_cost`), and its peak memory over the twin's (`autograd_memory`)."""
+    key = ["workload", "backend", "variant", "device", "dtype"]
+    twins = bench.set_index(key)[["time_per_epoch_s", "peak_memory_bytes"]]
+    twins = twins[~twins.index.duplicated()]
+    twin_keys = pd.MultiIndex.from_arrays([bench["workload"], bench["backend"], bench["handwritten"].where(
+        bench["handwritten"].notna(), "-"), bench["device"], bench["dtype"]])
+    twin = twins.reindex(twin_keys).set_axis(bench.index)
+    return {"autograd_cost": bench["time_per_epoch_s"] / twin["time_per_epoch_s"],
+            "autograd_memory": bench["peak_memory_bytes"] / twin["peak_memory_bytes"]}
 
 
 def seconds_text(value: float) -> str:
@@ -550,6 +564,9 @@ def significant(value: float, digits: int) -> str:
 COLUMNS = """\
 columns: time/epoch: median time of one training epoch over the timed rounds (each a whole training).
   vs numpy: the NumPy backend's time / this one's, same run and workload (2.00x = twice as fast).
+  autograd: what autograd costs: this variant's time / its framework's hand-written variant's (the same
+    training with gradients written by hand: torch eager / torch handwritten, jax jit-loop / jax handwritten),
+    same run, workload and device (1.50x = autograd takes 50% longer); autograd MB: the same for peak memory.
   GFLOP/s: FLOPs of the matrix products (forward and backward) per second.
   % matmul: that rate as a share of the machine's fastest float32 matmul calibration in the same run;
     % own: of the backend's own framework's matmul. Blank for float64 workloads (the calibration is
@@ -574,6 +591,7 @@ def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame
         "workload": table["workload"], "backend": table["name"],
         "time/epoch": table["time_per_epoch_s"].map(seconds_text),
         "vs numpy": table["vs_numpy"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
+        "autograd": table["autograd_cost"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
         "GFLOP/s": table["gflops"].map(lambda v: significant(v, 3)),
         "% matmul": share(table["of_machine"]), "% own": share(table["of_own_matmul"]),
         "first call +": [("noise" if noise else seconds_text(v)) if pd.notna(v) else ""
@@ -583,6 +601,7 @@ def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame
                     for v, noise, where in zip(table["compile_s"], table["overhead_in_noise"], table["compiles_in"])],
         "peak MB": (table["peak_memory_bytes"] / 1e6).map(lambda v: significant(v, 2)),
         "working set MB": (table["working_set_bytes"] / 1e6).map(lambda v: significant(v, 2)),
+        "autograd MB": table["autograd_memory"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
     })
     if normalize:
         shown = shown.drop(columns=["time/epoch", "GFLOP/s", "first call +", "compile"])
@@ -600,7 +619,7 @@ def markdown(rows: pd.DataFrame) -> str:
     return "\n".join([header] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows.itertuples(index=False)])
 
 
-SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "% matmul", "compile"]  # per run, where several are shown
+SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "autograd", "% matmul", "compile"]  # per run, where several are shown
 
 
 def _inert_cell(value):

@@ -210,3 +210,21 @@ def test_unwritable_folder_is_one_line(results, tmp_path, capsys):
     assert main(["report", "--output", str(locked / "page.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot write {locked / 'page.html'}" in err[0]
+
+
+def test_overview_grids_what_autograd_costs(results, tmp_path):
+    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5, "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
+               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5, "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
+               "seed-affine[numpy-handwritten-cpu-float64]": [1e-3] * 5}
+    extra = {"seed-affine[torch-eager-cpu-float64]": {"handwritten": "handwritten"},
+             "seed-affine[jax-jit-loop-cpu-float64]": {"handwritten": "handwritten"}}
+    write_run(results, 1, timings, extra=extra)
+    assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
+    text = (tmp_path / "page.html").read_text()
+    grid = text.split('<h3 id="autograd">What autograd costs</h3>')[1].split("</section>")[0]
+    cells = re.findall(r'data-workload="seed-affine" data-column="([^"]+)"[^>]*>([0-9.]+x)', grid)
+    assert cells == [("torch-eager-cpu", "3.00x"), ("jax-jit-loop-cpu", "0.80x")]
+    write_run(results, 2, {name: t for name, t in timings.items() if "handwritten" not in name},
+              when="2026-11-26T10:00:00")  # no twin: no grid, and a line that says why
+    assert main(["report", "2", "--output", str(tmp_path / "none.html")]) == 0
+    assert "No run shown has an autograd variant beside its hand-written twin" in (tmp_path / "none.html").read_text()

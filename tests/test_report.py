@@ -276,3 +276,22 @@ def test_same_commit_undecided_points_to_environments(results, capsys):
     drifted_runs(results, machine=1.3, code=BENCHMARKS[2])  # both runs timed commit abc
     assert main(["check", "--baseline", "1"]) == 3
     assert "(both timed commit abc)" in capsys.readouterr().out
+
+
+def test_autograd_cost_is_each_autograd_variant_over_its_handwritten_twin(results, capsys):
+    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5, "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
+               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5, "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
+               "seed-affine[jax-jit-step-cpu-float64]": [9e-3] * 5, "seed-affine[numpy-handwritten-cpu-float64]": [1e-3] * 5}
+    extra = {"seed-affine[torch-eager-cpu-float64]": {"handwritten": "handwritten", "peak_memory_bytes": 6e6},
+             "seed-affine[torch-handwritten-cpu-float64]": {"peak_memory_bytes": 2e6},
+             "seed-affine[jax-jit-loop-cpu-float64]": {"handwritten": "handwritten"}}
+    write_run(results, 1, timings, extra=extra)
+    frame, [run] = report.load(["1"], results)
+    table = report.comparison(frame, run).set_index("name")
+    assert table.at["torch-eager-cpu-float64", "autograd_cost"] == pytest.approx(3.0)
+    assert table.at["torch-eager-cpu-float64", "autograd_memory"] == pytest.approx(3.0)
+    assert table.at["jax-jit-loop-cpu-float64", "autograd_cost"] == pytest.approx(0.8)  # hand-written slower here
+    assert table.drop(["torch-eager-cpu-float64", "jax-jit-loop-cpu-float64"])["autograd_cost"].isna().all()
+    assert main(["compare", "1"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if "-cpu-float64" in line}
+    assert "3.00x" in rows["torch-eager-cpu-float64"] and "0.800x" in rows["jax-jit-loop-cpu-float64"]
