@@ -280,7 +280,13 @@ def run_check(args) -> int:
     frame, [baseline, current] = report.load([args.baseline, args.against], results)
     if baseline == current:
         raise ValueError(f"--baseline and --against both name run {current}; name two different runs")
-    table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize)
+    spread = None
+    if args.normalize == "reference":  # every saved run of the two machines: how far each benchmark moves on its own
+        with warnings.catch_warnings():  # report.load warned of each unreadable file already
+            warnings.simplefilter("ignore", report.SkippedRun)
+            saved = report.load_runs(latest_runs(results, frame))
+        spread = regress.run_to_run([saved, frame], list(frame["machine_id"].unique()))
+    table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize, spread)
     unit = {"none": "seconds", "reference": "reference units (seconds where a run has no reference)"}.get(
         args.normalize, "relative to " + args.normalize)
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
@@ -294,8 +300,10 @@ def run_check(args) -> int:
             print(f"only in {side} ({len(names)}, not compared): {', '.join(names)}")
     print(table.to_string(index=False, na_rep="?", formatters={
         "baseline": "{:.4g}".format, "current": "{:.4g}".format, "ratio": "{:.3f}".format, "p_value": "{:.2g}".format,
-        "machine": "{:.2f}x".format}))
-    print("machine: how far the benchmark's reference moved between the runs (current / baseline)")
+        "machine": "{:.2f}x".format, "spread": lambda v: f"{100 * v:.1f}%"}))
+    print("machine: how far the benchmark's reference moved between the runs (current / baseline); spread: how far "
+          f"its ratio moves between two runs of unchanged code here (one standard deviation, from the saved runs of "
+          f"this machine; ? under {regress.MIN_RUNS} runs); a change counts past {regress.SPREAD_Z:.0f} of them")
     counts = table["verdict"].value_counts()
     print(f"{counts.get('REGRESSION', 0)} regression(s), {counts.get('improvement', 0)} improvement(s), "
           f"{counts.get('undecided', 0)} undecided among {len(table)} benchmarks in both runs")
@@ -304,11 +312,21 @@ def run_check(args) -> int:
     return 1 if counts.get("REGRESSION", 0) else 3 if counts.get("undecided", 0) else 0
 
 
+def latest_runs(results: Path, frame) -> list[Path]:
+    """The latest regress.SPREAD_RUNS saved runs in the folder of each run of `frame` (a folder per machine)."""
+    folders = {Path(path).resolve().parent for path in frame["path"]}
+    files = store.run_files(results)
+    return [path for folder in folders
+            for path in [p for p in files if p.resolve().parent == folder][-regress.SPREAD_RUNS:]]
+
+
 CHECK_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument,
   3 no regression, but a benchmark undecided: the saved runs cannot tell its code from the machine.
-verdicts: REGRESSION / improvement: the median moved past the threshold and a Mann-Whitney U test on the
-  rounds finds it significant; undecided: so, but the benchmark's reference moved past the threshold too;
-  same: otherwise. Times are read against a reference timed in the same run (--normalize)."""
+verdicts: REGRESSION / improvement: the median moved past the threshold, a Mann-Whitney U test on the
+  rounds finds it significant, and (--normalize reference) it moved past 5 run-to-run standard deviations
+  of the benchmark on this machine; undecided: the first two, but not the third (or that spread is unknown:
+  under 6 saved runs), or the benchmark's reference moved past the threshold too; same: otherwise.
+  Times are read against a reference timed in the same run (--normalize)."""
 
 
 def undecided_line(frame, baseline: str, current: str, table) -> str:
@@ -316,7 +334,8 @@ def undecided_line(frame, baseline: str, current: str, table) -> str:
     revisions = [run_revision(frame, run, side) for run, side in ((baseline, "BASELINE"), (current, "CANDIDATE"))]
     names = table.loc[table["verdict"] == "undecided", "benchmark"]
     only = " ".join(f"--only {shlex.quote(name)}" for name in names) if len(names) <= 3 else ""
-    said = "undecided: the benchmark's reference moved past the threshold too, so the saved runs cannot tell "
+    said = ("undecided: these moved no further than they move from run to run on their own (or too few saved "
+            "runs show how far that is), or the machine moved past the threshold, so the saved runs cannot tell ")
     if revisions[0] == revisions[1]:
         return (f"{said}a change of setup from the machine's (both timed commit {revisions[0]}); time two environments "
                 f"interleaved with: backprop-bench ab {revisions[0]} --candidate-python PYTHON {only}".rstrip())

@@ -68,7 +68,7 @@ def series(frame: pd.DataFrame, machine_id: str, only: list[str] = ()) -> pd.Dat
                                                   "relative"]]
 
 
-def _noise(values: np.ndarray) -> float:
+def spread(values: np.ndarray) -> float:
     """The spread of one value around its segment's level, robust to a step: MAD of successive differences / sqrt 2."""
     differences = np.diff(values)
     return 1.4826 * float(np.median(np.abs(differences - np.median(differences)))) / math.sqrt(2)
@@ -83,7 +83,7 @@ def change_points(values: np.ndarray, threshold: float, min_segment: int = MIN_S
     logs = np.log(np.asarray(values, dtype=float))
     if len(logs) < 2 * min_segment:
         return []
-    sigma = max(_noise(logs), 1e-3)  # timings are never truer than 0.1%
+    sigma = max(spread(logs), 1e-3)  # timings are never truer than 0.1%
     proposed = ruptures.Pelt(model="l2", min_size=min_segment, jump=1).fit(logs.reshape(-1, 1)).predict(
         pen=PENALTY * sigma ** 2 * math.log(len(logs)))[:-1]
     points = list(proposed)

@@ -10,9 +10,20 @@ matmul calibration otherwise), which drifts with the machine. Each benchmark's
 normalized rounds in the two runs are then compared with a two-sided Mann-Whitney U
 test (no assumption of normal timings, robust to outliers): a benchmark changed only
 when its median moved by more than the threshold AND the test finds the difference
-significant. Where the reference itself moved by more than the threshold, the
-normalization is trusted no further: such a benchmark is `undecided`, and only `ab`,
-which times both sides interleaved, can tell code from machine.
+significant.
+
+A reference does not take out everything: torch's processes ran 8-64-64-1 at 1.6-2x
+their usual time in 2 of 8 back-to-back runs here while the matmul calibration of the
+same runs held still (benchmarks/drift_check.py). So a change must also stand out from
+how far this benchmark's normalized median moves from run to run on its own: SPREAD_Z
+times that spread, estimated from the machine's latest saved runs as `history` estimates
+it (history.spread: robust to a real step). Five, not the three a normal distribution
+would suggest, because run-to-run times have heavy tails: in those 8 runs single runs
+of unchanged code moved 8% (NumPy, spread 2.4%) and 28% (JAX, spread 5.9%), 3.3 and 4.7
+spreads; and at least MIN_RUNS runs, because the spread of 4 runs (3 differences) came
+out small by chance. Where the spread is unknown or not exceeded, or the reference
+itself moved by more than the threshold, a change is `undecided`: only `ab`, which
+times both sides interleaved in fresh processes, can tell code from machine.
 """
 
 from __future__ import annotations
@@ -25,17 +36,22 @@ from backprop_bench.report import calibration_rows, setup_diff
 
 NORMALIZE = ("numpy", "matmul")         # compare's and check's: relative to the same run's NumPy backend or matmul
 CHECK_BY = ("reference", *NORMALIZE, "none")  # check's; reference: history's rule, the default
+MIN_RUNS = 6      # saved runs of a benchmark on a machine before its run-to-run spread is taken as known
+SPREAD_Z = 5.0    # a change must be this many run-to-run standard deviations (of a two-run ratio) to count
+SPREAD_RUNS = 30  # the latest saved runs of a machine the spread is estimated from (recent, and quick to read)
 
 
-def _timings(frame: pd.DataFrame, run: str, normalize: str | None) -> pd.DataFrame:
+def _timings(frame: pd.DataFrame, run: str, normalize: str | None, referenced: set[str] = frozenset()) -> pd.DataFrame:
+    """One run's rows by benchmark, `data` (the rounds) and `median` divided by the reference `normalize` names;
+    under "reference", only the `referenced` benchmarks (those with a reference in both runs compared)."""
     rows = frame[frame["run"] == run].copy()
     if rows["data"].isna().any():
         raise ValueError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
     rows["data"] = rows["data"].map(np.asarray)
     if normalize is None or normalize == "none":
         return rows.set_index("benchmark")
-    if normalize == "reference":  # where the run has no reference for a benchmark, its raw time (drift unknown)
-        reference = history.reference(rows).fillna(1.0)
+    if normalize == "reference":  # the others keep their raw times in both runs (drift unknown)
+        reference = history.reference(rows).where(rows["benchmark"].isin(referenced), 1.0)
     elif normalize == "matmul":
         calibration = calibration_rows(rows)
         if calibration.empty:
@@ -79,13 +95,29 @@ def reference_drift(frame: pd.DataFrame, baseline: str, current: str) -> pd.Seri
     return times[current] / times[baseline]
 
 
-def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
-          normalize: str | None = "reference") -> pd.DataFrame:
-    """One row per benchmark in both runs: medians, ratio, p-value, how far its reference moved, and verdict.
+def run_to_run(frames: list[pd.DataFrame], machine_ids: list[str]) -> pd.Series:
+    """Per benchmark, the standard deviation of log(current / baseline) between two runs of unchanged code: √2
+    times the spread of one run's log time over its reference (history.series) across every saved run of each
+    machine, the larger where two machines are compared; NaN with fewer than MIN_RUNS runs of it on a machine."""
+    saved = pd.concat(frames, ignore_index=True).drop_duplicates(["run", "benchmark"])  # the runs checked may lie outside results/
+    spreads = []
+    for machine_id in dict.fromkeys(machine_ids):
+        logs = history.series(saved, machine_id).assign(log=lambda rows: np.log(rows["relative"]))
+        by_benchmark = logs.groupby("benchmark")["log"]
+        spread = by_benchmark.agg(lambda values: history.spread(values.to_numpy()))
+        spreads.append(spread.where(by_benchmark.size() >= MIN_RUNS) * np.sqrt(2))
+    return pd.concat(spreads, axis=1).max(axis=1, skipna=False) if spreads else pd.Series(dtype=float)
 
-    Verdicts: REGRESSION or improvement past the threshold and significant; undecided
-    where that would be the verdict but the reference moved by more than the threshold
-    (only `ab` can decide); same otherwise.
+
+def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
+          normalize: str | None = "reference", spread: pd.Series | None = None) -> pd.DataFrame:
+    """One row per benchmark in both runs: medians, ratio, p-value, how far its reference moved, its run-to-run
+    spread, and verdict.
+
+    Verdicts: REGRESSION or improvement past the threshold and significant; under the
+    reference rule, also past SPREAD_Z times the benchmark's run-to-run `spread` (from
+    run_to_run), and `undecided` where that spread is unknown or the reference moved by
+    more than the threshold (only `ab` can decide); same otherwise.
     """
     from scipy.stats import mannwhitneyu
 
@@ -95,9 +127,10 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}); "
             f"compare times relative to the same run with --normalize {'|'.join(CHECK_BY[:-1])}"
         )
-    old, new = _timings(frame, baseline, normalize), _timings(frame, current, normalize)
     drift = reference_drift(frame, baseline, current)
-    unreferenced = [name for name in new.index if name in old.index and pd.isna(drift.get(name, np.nan))]
+    referenced = set(drift.index[drift.notna()])
+    old, new = (_timings(frame, run, normalize, referenced) for run in (baseline, current))
+    unreferenced = [name for name in new.index if name in old.index and name not in referenced]
     if normalize == "reference" and machines[baseline] != machines[current] and unreferenced:
         raise ValueError(
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}), and "
@@ -118,8 +151,11 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
             verdict = "REGRESSION"
         elif p < alpha and ratio < 1 / (1 + threshold):
             verdict = "improvement"
-        if verdict != "same" and moved[name] and normalize == "reference":
-            verdict = "undecided"
+        sd = np.nan if spread is None else spread.get(name, np.nan)
+        if verdict != "same" and normalize == "reference":
+            if moved[name] or np.isnan(sd) or abs(np.log(ratio)) <= SPREAD_Z * sd:
+                verdict = "undecided"  # the machine moved, or this benchmark moves as far on its own
         rows.append({"benchmark": name, "baseline": old.at[name, "median"], "current": new.at[name, "median"],
-                     "ratio": ratio, "p_value": p, "machine": drift.get(name, np.nan), "verdict": verdict})
+                     "ratio": ratio, "p_value": p, "machine": drift.get(name, np.nan), "spread": sd,
+                     "verdict": verdict})
     return pd.DataFrame(rows)

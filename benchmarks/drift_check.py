@@ -10,6 +10,7 @@ flag; `undecided` is `check` saying that only `ab` can tell.
 Run as `python -m benchmarks.drift_check [--runs N] [-- PYTEST_ARGS]` from a checkout
 with nothing else running (the runs are timings). The runs and a summary are kept in
 `results/drift/<date>/`; the counts are printed as a markdown table with the CPU.
+`--saved FOLDER` checks the runs kept in FOLDER again, timing nothing.
 """
 
 from __future__ import annotations
@@ -52,16 +53,24 @@ def verdicts(results: Path, baseline: Path, current: Path, rule: str) -> tuple[i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=6, help="back-to-back suite runs (default 6)")
+    parser.add_argument("--saved", metavar="FOLDER", help="check the runs an earlier drift_check kept here again")
     parser.add_argument("pytest_args", nargs="*", help="after --: the suite's arguments, e.g. -k seed-")
     args = parser.parse_args()
-    folder = store.results_dir() / "drift" / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
     machine = store.machine_label(store.this_machine())
-    print(f"drift_check on {machine}: {args.runs} runs of pytest {' '.join(args.pytest_args)}; in {folder}",
-          file=sys.stderr)
-    for i in range(args.runs):
-        suite_run(folder, args.pytest_args)
-        print(f"run {i + 1} of {args.runs} saved", file=sys.stderr)
-    runs = sorted(folder.rglob("*.json"))
+    if args.saved:
+        folder = Path(args.saved)
+        kept = json.loads((folder / "summary.json").read_text())
+        args.pytest_args, machine = kept["pytest_args"], kept.get("machine", machine)
+    else:
+        folder = store.results_dir() / "drift" / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+        print(f"drift_check on {machine}: {args.runs} runs of pytest {' '.join(args.pytest_args)}; in {folder}",
+              file=sys.stderr)
+        (folder / "summary.json").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "summary.json").write_text(json.dumps({"pytest_args": args.pytest_args}))
+        for i in range(args.runs):
+            suite_run(folder, args.pytest_args)
+            print(f"run {i + 1} of {args.runs} saved", file=sys.stderr)
+    runs = sorted(path for path in folder.rglob("*.json") if path.name != "summary.json")
     pairs = list(itertools.combinations(runs, 2))
     summary = {"machine": machine, "pytest_args": args.pytest_args, "runs": len(runs), "pairs": len(pairs)}
     for label, rule in RULES.items():

@@ -23,13 +23,42 @@ def same_runs(results, slow=None, factor=1.10):
     write_run(results, 2, cur, when="2026-11-25T11:00:00")
 
 
+def steady_history(results, runs, slow=None, factor=1.10, jumpy=None):
+    """`runs` saved runs of one machine with a matmul calibration, the last with `slow` `factor` times slower;
+    `jumpy` takes 1.6x its time in every third run (a benchmark whose process state moves it, as torch's did in
+    runs 3 and 7 of 8 back-to-back runs here)."""
+    for number in range(1, runs + 1):
+        timings = {name: draws(100 * number + i, 1e-3 * (i + 1)) * (factor if number == runs and name == slow else 1)
+                   * (1.6 if name == jumpy and number % 3 == 0 else 1) for i, name in enumerate(BENCHMARKS)}
+        write_run(results, number, timings, when=f"2026-11-25T{10 + number}:00:00", calibration={"numpy": 0.01})
+
+
 def test_planted_slowdown_is_flagged_alone(results, capsys):
-    same_runs(results, slow=BENCHMARKS[1])
-    assert main(["check", "--baseline", "1", "--against", "2"]) == 1
+    steady_history(results, 7, slow=BENCHMARKS[1])
+    assert main(["check", "--baseline", "6", "--against", "7"]) == 1
     out = capsys.readouterr().out
     flagged = [line for line in out.splitlines() if "REGRESSION" in line]
     assert len(flagged) == 1 and BENCHMARKS[1] in flagged[0]
     assert "1 regression(s)" in out
+
+
+def test_two_runs_cannot_tell_a_change_from_run_to_run_drift(results, capsys):
+    steady_history(results, 2, slow=BENCHMARKS[1])  # no earlier runs: how far it moves on its own is unknown
+    assert main(["check", "--baseline", "1"]) == 3
+    out = capsys.readouterr().out
+    undecided = [line for line in out.splitlines() if line.endswith("undecided")]
+    assert len(undecided) == 1 and BENCHMARKS[1] in undecided[0] and "REGRESSION" not in out
+    assert "(or too few saved runs show how far that is)" in out
+    assert "backprop-bench ab abc --candidate-python PYTHON" in out
+
+
+def test_a_benchmark_that_jumps_from_run_to_run_is_not_flagged_for_a_jump(results, capsys):
+    steady_history(results, 9, slow=BENCHMARKS[0], jumpy=BENCHMARKS[2])  # run 9: jumpy at 1.6x, numpy 1.10x
+    assert main(["check", "--baseline", "8", "--against", "9"]) == 1
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("seed-")}
+    assert rows[BENCHMARKS[0]].endswith("REGRESSION") and rows[BENCHMARKS[2]].endswith("undecided")
+    assert main(["check", "--baseline", "8", "--against", "9", "--normalize", "none"]) == 1  # raw: both flagged
+    assert "2 regression(s)" in capsys.readouterr().out
 
 
 def test_same_distribution_is_not_flagged(results, capsys):
@@ -236,13 +265,14 @@ def test_runs_are_named_by_number_not_by_the_digits_their_names_end_in(results, 
     assert [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line] == ["0001", "0002", "0003"]
 
 
-def drifted_runs(results, machine=1.0, code=None, factor=1.2, commits=("abc", "abc")):
-    """Two runs of one machine; the second with the machine `machine` times slower, `code` `factor` times slower."""
-    for number, speed, commit in ((1, 1.0, commits[0]), (2, machine, commits[1])):
-        timings = {name: draws(10 * number + i, 1e-3 * (i + 1)) * speed * (factor if number == 2 and name == code
-                                                                             else 1)
+def drifted_runs(results, machine=1.0, code=None, factor=1.2, commits=("abc", "abc"), first=1):
+    """Two runs of one machine, numbered from `first`; the second with the machine `machine` times slower, `code`
+    `factor` times slower."""
+    for number, speed, commit in ((first, 1.0, commits[0]), (first + 1, machine, commits[1])):
+        changed = factor if number == first + 1 else 1
+        timings = {name: draws(10 * number + i, 1e-3 * (i + 1)) * speed * (changed if name == code else 1)
                    for i, name in enumerate(BENCHMARKS)}
-        write_run(results, number, timings, when=f"2026-11-25T1{number}:00:00", commit=commit,
+        write_run(results, number, timings, when=f"2026-11-26T{10 + number}:00:00", commit=commit,
                   calibration={"numpy": 0.01 * speed, "torch": 0.012 * speed})
 
 
@@ -266,8 +296,9 @@ def test_a_change_while_the_machine_moved_is_undecided_and_names_ab(results, cap
 
 
 def test_a_change_on_a_steady_machine_is_a_regression(results, capsys):
-    drifted_runs(results, machine=1.03, code=BENCHMARKS[0])  # the machine moved less than the threshold
-    assert main(["check", "--baseline", "1"]) == 1
+    steady_history(results, 6)  # runs 1-6: how far each benchmark moves on its own
+    drifted_runs(results, machine=1.03, code=BENCHMARKS[0], first=7)  # the machine moved less than the threshold
+    assert main(["check", "--baseline", "7", "--against", "8"]) == 1
     flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
     assert len(flagged) == 1 and BENCHMARKS[0] in flagged[0]
 
@@ -295,3 +326,13 @@ def test_autograd_cost_is_each_autograd_variant_over_its_handwritten_twin(result
     assert main(["compare", "1"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if "-cpu-float64" in line}
     assert "3.00x" in rows["torch-eager-cpu-float64"] and "0.800x" in rows["jax-jit-loop-cpu-float64"]
+
+
+def test_spread_comes_from_the_latest_runs_even_when_the_baseline_is_older(results, capsys, monkeypatch):
+    from backprop_bench import regress
+
+    monkeypatch.setattr(regress, "SPREAD_RUNS", 6)
+    steady_history(results, 8, slow=BENCHMARKS[1])  # run 1, the baseline, is not among the latest 6
+    assert main(["check", "--baseline", "1", "--against", "8"]) == 1
+    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    assert len(flagged) == 1 and BENCHMARKS[1] in flagged[0]
