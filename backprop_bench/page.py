@@ -185,7 +185,7 @@ def _autograd(tables: dict, machines: pd.Series) -> str:
                    for c in columns]
             rows.append(f"<tr><th>{inert(workload)} <small>{inert(cells['dtype'].iloc[0])}</small></th>"
                         + "".join(row) + "</tr>")
-        head = "".join(f"<th>{inert(c)}<small>over its handwritten</small></th>" for c in columns)
+        head = "".join(f'<th class="autograd">{inert(c)}<small>over its handwritten</small></th>' for c in columns)
         grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
                      f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
     if not grids:
