@@ -132,7 +132,7 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     [0.864, 0.994] after 10 pairs). Requiring an interval narrower than the threshold
     itself, as `ab` did, flagged 7 of 12 planted 4-7% slowdowns at a 3% threshold in
     benchmarks/gate_check.py, where this flags 15 of 20, with no A/A false alarm at 5%
-    under either (README, "Catching regressions"). An
+    under either (docs/regressions.md). An
     interval wholly on one side of 1 that is not such a change is still a change seen:
     `slower` or `faster`, never `same` (as asv and pyperf mark "significant but small"
     apart). `same` is an interval holding 1 and lying within the threshold on both sides

@@ -177,7 +177,7 @@ def add_report_parsers(commands) -> None:
 
 HISTORY_EXIT = """exit status: 0 no benchmark's latest level is a slowdown, 1 one is (for a nightly job), 2 a bad argument.
 Times are divided by a reference timed in the same run (the C loop for the presets, the matmul
-calibration for the rest), so that the machine's own drift cancels; see README, "History"."""
+calibration for the rest), so that the machine's own drift cancels; see docs/regressions.md, "history"."""
 
 
 def run_history(args) -> int:
