@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from backprop_bench.errors import UserError
 from backprop_bench.model import Dataset, ModelSpec, Params
 
 
@@ -30,11 +31,11 @@ class TrainResult:
     losses: np.ndarray
 
 
-class BackendUnavailable(ValueError):
+class BackendUnavailable(UserError):
     """The framework, variant or device asked for cannot run here; the message says why."""
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserError):
     """The loss or the weights stopped being finite numbers."""
 
 

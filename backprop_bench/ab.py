@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from backprop_bench import ab_worker, store
+from backprop_bench.errors import UserError
 from backprop_bench.report import VERDICTS, seconds_text
 
 CONFIDENCE = 0.95
@@ -49,7 +50,7 @@ SCHEMA = 2                # of the saved record; 1: one interval over all pairs,
 Pair = tuple[int, float]  # (block, log(candidate / baseline))
 
 
-class AbError(ValueError):
+class AbError(UserError):
     """A comparison that cannot be made; the message says why and what to do."""
 
 

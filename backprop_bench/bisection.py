@@ -26,6 +26,7 @@ import pandas as pd
 
 from backprop_bench import ab, report, store
 from backprop_bench.ab import AbError
+from backprop_bench.errors import UserError
 from backprop_bench.report import seconds_text
 
 FOLDER = "bisect"
@@ -207,7 +208,7 @@ def load(results: Path) -> pd.DataFrame:
 
 def _row(path: Path, record) -> dict:
     if not isinstance(record, dict) or record.get("backprop_bench_bisect") != SCHEMA:
-        raise ValueError("not a backprop-bench bisect record")
+        raise UserError("not a backprop-bench bisect record")
     report._validate_machine_info(record["machine_info"])
     for key in ("good", "bad", "benchmark", "datetime"):
         report._expect(record, key, str, "record", required=True)
@@ -216,7 +217,7 @@ def _row(path: Path, record) -> dict:
         report._expect(first, key, str, "first_bad", required=True)
     if not (isinstance(record["steps"], list) and isinstance(record["candidates"], list)
             and all(isinstance(sha, str) for sha in record["candidates"])):
-        raise ValueError("steps and candidates must be lists (candidates of commit ids)")
+        raise UserError("steps and candidates must be lists (candidates of commit ids)")
     return {"record": path.stem, "datetime": record["datetime"],
             "machine": store.machine_label(store.machine_of(record["machine_info"])), "good": record["good"],
             "bad": record["bad"], "benchmark": record["benchmark"], "threshold": float(record["threshold"]),

@@ -19,12 +19,12 @@ from typing import Iterator
 
 import backends
 from backprop_bench import ab, bisection, history, noise, page, plots, regress, report, store, train
-
+from backprop_bench.errors import UserError
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A mistake in the command line."""
 
 
@@ -242,7 +242,7 @@ def run_compare(args) -> int:
     for run in runs:
         tables[report.run_label(run, several_machines)] = table = report.comparison(frame, run, args.normalize)
         if table.empty:
-            raise ValueError(f"run {run} holds no training benchmarks")
+            raise UserError(f"run {run} holds no training benchmarks")
     if args.format is not None:
         text = report.render(tables, args.format, args.normalize)
         if args.format != "csv":
@@ -279,7 +279,7 @@ def run_check(args) -> int:
     results = store.results_dir(args.results)
     frame, [baseline, current] = report.load([args.baseline, args.against], results)
     if baseline == current:
-        raise ValueError(f"--baseline and --against both name run {current}; name two different runs")
+        raise UserError(f"--baseline and --against both name run {current}; name two different runs")
     spread = None
     if args.normalize == "reference":  # every saved run of the two machines: how far each benchmark moves on its own
         with warnings.catch_warnings():  # report.load warned of each unreadable file already
@@ -494,12 +494,12 @@ def show_then_save(text: str, output: Path | None, save) -> int:
         if output is not None:
             try:
                 store.write_output(output, printable(text))
-            except ValueError:
+            except UserError:
                 print(text, end="", flush=True)  # shown, since it could not be written
                 raise
             print(f"wrote {output}")
         print(f"saved {save()}", file=sys.stderr)
-    except ValueError as err:
+    except UserError as err:
         print(f"backprop-bench: error: the record of the {'table above' if output is None else 'output'} "
               f"was not saved: {err}", file=sys.stderr)
         return EXIT_NOT_SAVED
@@ -560,7 +560,7 @@ def _run(parser: Parser, argv: list[str] | None) -> int:
     except backends.TrainingDiverged as err:
         print(f"backprop-bench: {err}", file=sys.stderr)
         return 1
-    except ValueError as err:  # UsageError, bad specs and data, unavailable backends
+    except UserError as err:  # a mistake the user can fix (errors.py); any other error is a bug: its traceback shows
         print(f"backprop-bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: nothing to clean up, nothing to show but that it stopped

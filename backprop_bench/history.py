@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import store
+from backprop_bench.errors import UserError
 from backprop_bench.report import calibration_rows, seconds_text, setup_diff
 
 MIN_SEGMENT = 5      # runs on each side of a change point
@@ -32,7 +33,7 @@ PENALTY = 3.0        # times the noise variance times log(runs): PELT's cost of 
 C_LOOP = "reference-c-loop"
 
 
-class HistoryError(ValueError):
+class HistoryError(UserError):
     """History cannot be read as asked; the message says why."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from backprop_bench.errors import UserError
+
 ACTIVATIONS = ("identity", "tanh", "relu", "sigmoid")
 DTYPES = ("float64", "float32")
 INITS = ("notebook", "xavier", "he")
@@ -53,19 +55,19 @@ class ModelSpec:
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
         if len(self.layers) < 2:
-            raise ValueError(f"layers {self.layers} needs at least an input and an output width")
+            raise UserError(f"layers {self.layers} needs at least an input and an output width")
         if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in self.layers):
-            raise ValueError(f"layers {self.layers}: every width must be a whole number >= 1")
+            raise UserError(f"layers {self.layers}: every width must be a whole number >= 1")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+            raise UserError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+            raise UserError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
         if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+            raise UserError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise ValueError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
+            raise UserError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+            raise UserError(f"lr must be a finite number > 0, got {self.lr!r}")
 
     @property
     def n_layers(self) -> int:
@@ -106,14 +108,14 @@ class Dataset:
     def check_fits(self, spec: ModelSpec) -> None:
         for name, arr, width in (("x", self.x, spec.layers[0]), ("y", self.y, spec.layers[-1])):
             if arr.ndim != 2 or arr.shape[1] != width or arr.shape[0] < 1:
-                raise ValueError(
+                raise UserError(
                     f"{name} has shape {arr.shape}, but layers {'-'.join(map(str, spec.layers))} "
                     f"need (samples, {width}) with samples >= 1"
                 )
         if self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+            raise UserError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
         if not (np.all(np.isfinite(self.x)) and np.all(np.isfinite(self.y))):
-            raise ValueError("x and y must hold finite numbers only")
+            raise UserError("x and y must hold finite numbers only")
 
     def as_dtype(self, dtype: str) -> Dataset:
         return Dataset(np.ascontiguousarray(self.x, dtype=dtype), np.ascontiguousarray(self.y, dtype=dtype))
@@ -170,15 +172,15 @@ def parse_spec(text: str) -> tuple[ModelSpec, int, str]:
     try:
         layers = tuple(int(width) for width in widths.split(","))
     except ValueError:
-        raise ValueError(f"{text!r}: the widths must read like 3,128,1, got {widths!r}") from None
+        raise UserError(f"{text!r}: the widths must read like 3,128,1, got {widths!r}") from None
     fields: dict = {}
     for setting in settings:
         key, equals, value = setting.partition("=")
         if "," in value and key in SPEC_KEYS:  # samples=2048,epochs=50: a comma where a colon belongs
-            raise ValueError(f"{text!r}: settings are separated by ':', not ',': write "
+            raise UserError(f"{text!r}: settings are separated by ':', not ',': write "
                              f"{setting.replace(',', ':')!r} (e.g. 3,128,1:samples=2048:epochs=50)")
         if key not in SPEC_KEYS or not equals:
-            raise ValueError(f"{text!r}: {setting!r} is not key=value with key one of {', '.join(SPEC_KEYS)}")
+            raise UserError(f"{text!r}: {setting!r} is not key=value with key one of {', '.join(SPEC_KEYS)}")
         fields[key] = value
     try:
         samples = int(fields.pop("samples", 64))
@@ -187,12 +189,12 @@ def parse_spec(text: str) -> tuple[ModelSpec, int, str]:
             if key in fields:
                 fields[key] = convert(fields[key])
     except (KeyError, ValueError):
-        raise ValueError(f"{text!r}: samples and epochs take whole numbers, lr a number, "
+        raise UserError(f"{text!r}: samples and epochs take whole numbers, lr a number, "
                          f"bias true or false") from None
     if samples < 1:
-        raise ValueError(f"{text!r}: samples must be >= 1, got {samples}")
+        raise UserError(f"{text!r}: samples must be >= 1, got {samples}")
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise ValueError(f"{text!r}: a name takes letters, digits, '.', '_' and '-' only, got {name!r}")
+        raise UserError(f"{text!r}: a name takes letters, digits, '.', '_' and '-' only, got {name!r}")
     fields.setdefault("init", default_init(fields.get("activation", "identity")))
     spec = ModelSpec(layers, **fields)
     check_memory(spec, samples)
@@ -201,7 +203,7 @@ def parse_spec(text: str) -> tuple[ModelSpec, int, str]:
 
 def preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -233,10 +235,10 @@ def check_params(spec: ModelSpec, params: Params) -> None:
     """Raise ValueError unless `params` holds exactly the spec's parameters, each of its shape."""
     shapes = spec.param_shapes()
     if set(params) != set(shapes):
-        raise ValueError(f"params have {sorted(params)}, but the spec needs {sorted(shapes)}")
+        raise UserError(f"params have {sorted(params)}, but the spec needs {sorted(shapes)}")
     for name, shape in shapes.items():
         if np.shape(params[name]) != shape:
-            raise ValueError(f"{name} has shape {np.shape(params[name])}, but the spec needs {shape}")
+            raise UserError(f"{name} has shape {np.shape(params[name])}, but the spec needs {shape}")
 
 
 def flatten(spec: ModelSpec, params: Params) -> np.ndarray:
@@ -261,7 +263,7 @@ def synthetic_data(spec: ModelSpec, samples: int, seed: int | None = None) -> Da
     learn it and large models stay numerically tame.
     """
     if not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be a whole number >= 1, got {samples!r}")
+        raise UserError(f"samples must be a whole number >= 1, got {samples!r}")
     rng = np.random.default_rng(spec.seed if seed is None else seed)
     n_in, n_out = spec.layers[0], spec.layers[-1]
     x = rng.standard_normal((samples, n_in))
@@ -303,7 +305,7 @@ def check_memory(spec: ModelSpec, samples: int) -> None:
     """Raise ValueError, before anything is allocated, if the training cannot fit in this machine's memory."""
     needed, have = training_bytes(spec, samples), machine_memory_bytes()
     if needed > have:
-        raise ValueError(
+        raise UserError(
             f"layers {'-'.join(map(str, spec.layers))} on {samples} samples for {spec.epochs} epochs "
             f"need at least {needed / 1e9:.3g} GB, more than this machine's {have / 1e9:.3g} GB; "
             f"use fewer samples, narrower layers or fewer epochs"

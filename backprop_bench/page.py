@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import history, report
+from backprop_bench.errors import UserError
 from backprop_bench.report import seconds_text
 
 SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
@@ -36,7 +37,7 @@ def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise
     tables = {run: _table(frame, run) for run in runs}
     for run, table in tables.items():
         if table.empty:
-            raise ValueError(f"run {run} holds no training benchmarks")
+            raise UserError(f"run {run} holds no training benchmarks")
     machines = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")["machine"]
     normalized = machines.nunique() > 1
     sections = {

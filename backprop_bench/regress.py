@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import history
+from backprop_bench.errors import UserError
 from backprop_bench.report import calibration_rows, setup_diff
 
 NORMALIZE = ("numpy", "matmul")         # compare's and check's: relative to the same run's NumPy backend or matmul
@@ -46,7 +47,7 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None, referenced: s
     under "reference", only the `referenced` benchmarks (those with a reference in both runs compared)."""
     rows = frame[frame["run"] == run].copy()
     if rows["data"].isna().any():
-        raise ValueError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
+        raise UserError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
     rows["data"] = rows["data"].map(np.asarray)
     if normalize is None or normalize == "none":
         return rows.set_index("benchmark")
@@ -55,7 +56,7 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None, referenced: s
     elif normalize == "matmul":
         calibration = calibration_rows(rows)
         if calibration.empty:
-            raise ValueError(f"run {run} has no matmul calibration to normalize by")
+            raise UserError(f"run {run} has no matmul calibration to normalize by")
         # Seconds per GFLOP at the machine's best rate: right whichever sizes a run calibrated at.
         reference = pd.Series(1 / calibration["gflops"].max(), index=rows.index)
     else:
@@ -123,7 +124,7 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
 
     machines = {run: frame.loc[frame["run"] == run, "machine"].iloc[0] for run in (baseline, current)}
     if normalize in (None, "none") and machines[baseline] != machines[current]:
-        raise ValueError(
+        raise UserError(
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}); "
             f"compare times relative to the same run with --normalize {'|'.join(CHECK_BY[:-1])}"
         )
@@ -132,7 +133,7 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
     old, new = (_timings(frame, run, normalize, referenced) for run in (baseline, current))
     unreferenced = [name for name in new.index if name in old.index and name not in referenced]
     if normalize == "reference" and machines[baseline] != machines[current] and unreferenced:
-        raise ValueError(
+        raise UserError(
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}), and "
             f"{len(unreferenced)} benchmark(s) have no reference in both (a C loop or matmul calibration timed in "
             f"the same run); compare times relative to the same run's NumPy backend with --normalize numpy"
@@ -140,7 +141,7 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
     moved = (abs(np.log(drift)) > np.log1p(threshold)).reindex(new.index, fill_value=False)
     shared = [name for name in new.index if name in old.index]
     if not shared:
-        raise ValueError(f"runs {baseline} and {current} share no benchmark")
+        raise UserError(f"runs {baseline} and {current} share no benchmark")
     rows = []
     for name in shared:
         before, after = old.at[name, "data"], new.at[name, "data"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
 import sys
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import store
+from backprop_bench.errors import UserError
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
 # `ab`'s verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
@@ -62,60 +63,60 @@ def _is_number(value) -> bool:
 def _expect(mapping: dict, key: str, kind, where: str, required: bool = False) -> None:
     if key not in mapping or (mapping[key] is None and not required):
         if required:
-            raise ValueError(f"{where} lacks {key!r}")
+            raise UserError(f"{where} lacks {key!r}")
         return
     if not isinstance(mapping[key], kind):
-        raise ValueError(f"{where}.{key} is a {type(mapping[key]).__name__}, not a {kind.__name__}")
+        raise UserError(f"{where}.{key} is a {type(mapping[key]).__name__}, not a {kind.__name__}")
 
 
 def validate(run) -> None:
     """Raise ValueError naming the first thing that makes `run` unreadable as a pytest-benchmark run."""
     if not isinstance(run, dict) or "benchmarks" not in run or "machine_info" not in run:
-        raise ValueError("not a pytest-benchmark run")
+        raise UserError("not a pytest-benchmark run")
     _expect(run, "machine_info", dict, "run", required=True)
     _expect(run, "commit_info", dict, "run")
     _expect(run.get("commit_info") or {}, "id", str, "commit_info")
     _expect(run, "benchmarks", list, "run", required=True)
     _expect(run, "backprop_bench_run", dict, "run")
     if not _is_number((run.get("backprop_bench_run") or {}).get("wall_s", 0)):
-        raise ValueError("backprop_bench_run.wall_s is not a number")
+        raise UserError("backprop_bench_run.wall_s is not a number")
     _validate_machine_info(run["machine_info"])
     try:
         datetime.fromisoformat(run["datetime"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"its datetime {run.get('datetime')!r} is not a date and time") from None
+        raise UserError(f"its datetime {run.get('datetime')!r} is not a date and time") from None
     for index, bench in enumerate(run["benchmarks"]):
         where = f"benchmarks[{index}]"
         if not isinstance(bench, dict):
-            raise ValueError(f"{where} is not an object")
+            raise UserError(f"{where} is not an object")
         _expect(bench, "name", str, where, required=True)
         _expect(bench, "group", str, where)
         _expect(bench, "stats", dict, where, required=True)
         _expect(bench, "extra_info", dict, where)
         stats, extra = bench["stats"], bench.get("extra_info") or {}
         if not (_is_number(stats.get("median")) and stats["median"] > 0):
-            raise ValueError(f"{bench['name']}: median {stats.get('median')!r} is not a positive number")
+            raise UserError(f"{bench['name']}: median {stats.get('median')!r} is not a positive number")
         data = stats.get("data")
         if data is not None and not (isinstance(data, list) and data and all(_is_number(t) and t >= 0 for t in data)):
-            raise ValueError(f"{bench['name']}: its round timings are not a list of numbers")
+            raise UserError(f"{bench['name']}: its round timings are not a list of numbers")
         for key in [k for k in STATS if k in stats and stats[k] is not None] + [k for k in NUMBERS if k in extra]:
             value = stats.get(key, extra.get(key))
             if value is not None and not _is_number(value):
-                raise ValueError(f"{bench['name']}: {key} {value!r} is not a number")
+                raise UserError(f"{bench['name']}: {key} {value!r} is not a number")
         for key in TEXTS:
             _expect(extra, key, str, f"{bench['name']}.extra_info")
         for text in [bench["name"], bench.get("group") or ""] + [extra.get(key) or "" for key in TEXTS]:
             if "\n" in text or "\r" in text:
-                raise ValueError(f"{bench['name']!r}: a name or label with a line break")
+                raise UserError(f"{bench['name']!r}: a name or label with a line break")
         if extra.get("workload") is not None and not (
                 "[" in bench["name"] and _is_number(extra.get("epochs")) and extra["epochs"] > 0):
-            raise ValueError(f"{bench['name']}: a training benchmark needs a name 'workload[case]' and its epochs")
+            raise UserError(f"{bench['name']}: a training benchmark needs a name 'workload[case]' and its epochs")
 
 
 def _validate_machine_info(info) -> None:
     """Raise ValueError unless `info` has the shape store.machine_of and the page read (runs and `ab` records)."""
     if not isinstance(info, dict):
-        raise ValueError(f"machine_info is a {type(info).__name__}, not a dict")
+        raise UserError(f"machine_info is a {type(info).__name__}, not a dict")
     for key in ("cpu", "backprop_bench"):
         _expect(info, key, dict, "machine_info")
     for key in ("env", "machine"):
@@ -125,7 +126,7 @@ def _validate_machine_info(info) -> None:
         _expect(suite.get("machine") or {}, key, str, "machine_info.backprop_bench.machine")
     _expect(suite, "jax_devices", list, "machine_info.backprop_bench")
     if not all(isinstance(d, str) for d in suite.get("jax_devices") or []):
-        raise ValueError("machine_info.backprop_bench.jax_devices holds something other than text")
+        raise UserError("machine_info.backprop_bench.jax_devices holds something other than text")
 
 
 # A JSON escape of a UTF-16 surrogate: the text can hold a lone one, which no file or terminal can show.
@@ -157,11 +158,11 @@ def read_json(path: Path):
         text = path.read_text()
         value = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
-        raise ValueError(getattr(err, "strerror", None) or err) from None
+        raise UserError(getattr(err, "strerror", None) or err) from None
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise UserError("nested too deeply") from None
     if SURROGATE_ESCAPE.search(text) and (where := _invalid_text(value)):
-        raise ValueError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
+        raise UserError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
     return value
 
 
@@ -242,17 +243,17 @@ def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
     """The run id in `frame` named by a number (1, 0001), an id, a file name or a path; default the latest
     complete run on this machine (else of any machine)."""
     if frame.empty:
-        raise ValueError("no saved runs to choose from")
+        raise UserError("no saved runs to choose from")
     runs = frame.drop_duplicates("run")
     if run is None:
         complete = runs[runs["status"] == ""]
         if complete.empty:
-            raise ValueError("every saved run is incomplete or partial; name one by its number")
+            raise UserError("every saved run is incomplete or partial; name one by its number")
         here = complete[complete["machine_id"] == store.machine_id(store.this_machine())]
         return (here if len(here) else complete).sort_values("datetime")["run"].iloc[-1]
     matches = _matching(runs["path"].map(Path).tolist(), run)
     if not matches:
-        raise ValueError(f"no saved run {run!r} among {_describe(runs['path'].map(Path).tolist())}")
+        raise UserError(f"no saved run {run!r} among {_describe(runs['path'].map(Path).tolist())}")
     return runs.set_index("path").loc[str(matches[0]), "run"]
 
 
@@ -270,7 +271,7 @@ def _matching(paths: list[Path], name: str) -> list[Path]:
         if len(matches) > 1:
             here = [p for p in matches if p.parent.name == store.machine_id(store.this_machine())]
             if len(here) != 1:
-                raise ValueError(f"run {name!r} is ambiguous: {', '.join(map(str, matches))}; give its path")
+                raise UserError(f"run {name!r} is ambiguous: {', '.join(map(str, matches))}; give its path")
             return here
         if matches:
             return matches
@@ -315,7 +316,7 @@ def load(names: list[str | None], results: Path) -> tuple[pd.DataFrame, list[str
             try:
                 run = _parse(path)
             except ValueError as err:
-                raise ValueError(f"{path} is not a benchmark run this suite can read: {err}") from None
+                raise UserError(f"{path} is not a benchmark run this suite can read: {err}") from None
         chosen.append(path)
         runs.setdefault(path, run)
     frame = _frame([row for path, run in runs.items() for row in _rows(path, run, results)])
@@ -326,12 +327,12 @@ def _named(name: str, files: list[Path], results: Path) -> Path:
     """The run file `name` names: a path to a file, else a saved run's number, id or file name."""
     path = Path(name)
     if name.endswith(".json") and "/" in name and not path.is_file():
-        raise ValueError(f"no such run file: {path}")
+        raise UserError(f"no such run file: {path}")
     if name.endswith(".json") and path.is_file():
         return path
     if matches := _matching(files, name):
         return matches[0]
-    raise ValueError(f"no saved run {name!r}: " + (f"{_describe(files)} in {results}" if files else _no_runs(results)))
+    raise UserError(f"no saved run {name!r}: " + (f"{_describe(files)} in {results}" if files else _no_runs(results)))
 
 
 def _no_runs(results: Path) -> str:
@@ -345,7 +346,7 @@ def _no_runs(results: Path) -> str:
 def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
     """The newest complete run of the whole suite on this machine, and its file: its own folder read newest first."""
     if not files:
-        raise ValueError(_no_runs(results))
+        raise UserError(_no_runs(results))
     here = sorted((p for p in files if p.parent.name == store.machine_id(store.this_machine())),
                   key=lambda p: run_number(p) or 0, reverse=True)
     skipped = []
@@ -365,7 +366,7 @@ def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
     # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.
     frame = load_runs(files, results)
     if frame.empty:
-        raise ValueError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
+        raise UserError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
     path = Path(frame.loc[frame["run"] == resolve_run(frame, None), "path"].iloc[0])
     return path, _parse(path)
 
@@ -403,7 +404,7 @@ def _side_label(side: dict) -> str:
 
 def _comparison_rows(path: Path, record) -> list[dict]:
     if not isinstance(record, dict) or record.get("backprop_bench_ab") not in (1, 2) or not isinstance(record["benchmarks"], list):
-        raise ValueError("not a backprop-bench ab record")
+        raise UserError("not a backprop-bench ab record")
     _validate_machine_info(record["machine_info"])
     sides = {side: record[side] for side in ("baseline", "candidate")}
     for side, info in sides.items():
@@ -416,9 +417,9 @@ def _comparison_rows(path: Path, record) -> list[dict]:
     rows = []
     for index, bench in enumerate(record["benchmarks"]):
         if not isinstance(bench, dict):
-            raise ValueError(f"benchmarks[{index}] is not an object")
+            raise UserError(f"benchmarks[{index}] is not an object")
         if bench["verdict"] not in VERDICTS:
-            raise ValueError(f"unknown verdict {bench['verdict']!r}")
+            raise UserError(f"unknown verdict {bench['verdict']!r}")
         rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
                      **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
                                                             "ci_low", "ci_high")},
@@ -512,7 +513,7 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
         bench["relative"] = 1 / bench["vs_numpy"]
     elif normalize == "matmul":
         if matmul.empty:
-            raise ValueError(f"run {run} has no matmul calibration to normalize by")
+            raise UserError(f"run {run} has no matmul calibration to normalize by")
         bench["relative"] = bench["time_per_epoch_s"] / matmul["median"].min()
     else:
         bench["relative"] = np.nan

@@ -21,6 +21,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from backprop_bench.errors import UserError
+
 # Folders under <results> that hold what the commands write, never suite runs: records the
 # commands save numbered (as runs are, never replaced), and derived files written anew each time.
 RECORD_FOLDERS = ("ab", "noise", "bisect")
@@ -163,7 +165,7 @@ def check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write to {folder}: {err.strerror or err}") from None
+        raise UserError(f"cannot write to {folder}: {err.strerror or err}") from None
 
 
 def check_output(path: Path, results: Path, force: bool = False) -> None:
@@ -174,15 +176,15 @@ def check_output(path: Path, results: Path, force: bool = False) -> None:
     an existing file only with force.
     """
     if path.is_dir():
-        raise ValueError(f"--output {path} is a folder; give a file name")
+        raise UserError(f"--output {path} is a folder; give a file name")
     if path.exists() and not path.is_file():
-        raise ValueError(f"--output {path} is not a regular file (a device, a pipe); give a file name")
+        raise UserError(f"--output {path} is not a regular file (a device, a pipe); give a file name")
     real = path.resolve()
     runs, records = [run.resolve() for run in run_files(results)], [r.resolve() for r in record_files(results)]
     if real in runs or real in records:
-        raise ValueError(f"--output {path} is a saved {'run' if real in runs else 'record'}; refusing to overwrite it")
+        raise UserError(f"--output {path} is a saved {'run' if real in runs else 'record'}; refusing to overwrite it")
     if RUN_NAME.match(path.name):  # a saved run or record of any results folder, not only this one
-        raise ValueError(f"--output {path} is named like a saved run or record (NNNN_....json); choose another name")
+        raise UserError(f"--output {path} is named like a saved run or record (NNNN_....json); choose another name")
     try:
         inside = real.relative_to(results.resolve()).parts
     except ValueError:
@@ -190,11 +192,11 @@ def check_output(path: Path, results: Path, force: bool = False) -> None:
     json_among_runs = path.suffix == ".json" and inside and inside[0] not in REPORT_FOLDERS
     saved_folders = {saved.parent for saved in runs + records} | {(results / f).resolve() for f in RECORD_FOLDERS}
     if json_among_runs or any(folder == real or folder in real.parents for folder in saved_folders):
-        raise ValueError(f"--output {path} lies among the saved runs and records in {results}; write it elsewhere")
+        raise UserError(f"--output {path} lies among the saved runs and records in {results}; write it elsewhere")
     if path.exists() and not force:
-        raise ValueError(f"--output {path} exists; pass --force to replace it")
+        raise UserError(f"--output {path} exists; pass --force to replace it")
     if not path.parent.is_dir():
-        raise ValueError(f"--output {path}: no such folder {path.parent}")
+        raise UserError(f"--output {path}: no such folder {path.parent}")
 
 
 def write_output(path: Path, text: str) -> None:
@@ -210,16 +212,16 @@ def write_output(path: Path, text: str) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)  # a default output's folder (pages/): --output's must exist
         handle, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     except UnicodeEncodeError as err:
-        raise ValueError(f"cannot write {path}: text that is not valid Unicode ({err.reason})") from None
+        raise UserError(f"cannot write {path}: text that is not valid Unicode ({err.reason})") from None
     except OSError as err:
-        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.chmod(temporary, 0o644)
         os.replace(temporary, final)
     except OSError as err:
-        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

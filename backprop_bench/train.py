@@ -18,8 +18,18 @@ import numpy as np
 
 import backends
 from backends.numpy_backend import forward
+from backprop_bench.errors import UserError
 from backprop_bench.model import (
-    ACTIVATIONS, DTYPES, INITS, PRESETS, Dataset, ModelSpec, check_memory, default_init, preset, synthetic_data,
+    ACTIVATIONS,
+    DTYPES,
+    INITS,
+    PRESETS,
+    Dataset,
+    ModelSpec,
+    check_memory,
+    default_init,
+    preset,
+    synthetic_data,
 )
 from backprop_bench.report import seconds_text
 from backprop_bench.timing import Training
@@ -99,23 +109,23 @@ def npz_headers(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """The shape and dtype of x and y in a .npz, read from its headers without loading the arrays."""
     if not os.path.isfile(path):  # a folder, a device such as /dev/zero, a pipe: never a .npz
         what = "not a regular file" if os.path.exists(path) else "no such file"
-        raise ValueError(f"cannot read {path}: {what}; --data takes {ACCEPTED}")
+        raise UserError(f"cannot read {path}: {what}; --data takes {ACCEPTED}")
     try:
         with zipfile.ZipFile(path) as archive:
             missing = [name for name in ("x", "y") if f"{name}.npy" not in archive.namelist()]
             if missing:
-                raise ValueError(f"{path} lacks the array(s) {', '.join(missing)}; --data takes {ACCEPTED}")
+                raise UserError(f"{path} lacks the array(s) {', '.join(missing)}; --data takes {ACCEPTED}")
             headers = {name: array_header(archive, name, path) for name in ("x", "y")}
     except zipfile.BadZipFile:  # text, CSV, a lone .npy, /dev/zero, a truncated archive
-        raise ValueError(f"cannot read {path}: not a .npz, or a truncated one; --data takes {ACCEPTED}; "
+        raise UserError(f"cannot read {path}: not a .npz, or a truncated one; --data takes {ACCEPTED}; "
                          f"for CSV or text, np.loadtxt it first") from None
     except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
     for name, (shape, dtype) in headers.items():
         if dtype.kind not in "biuf":  # datetime64, timedelta64, strings, objects: not numbers
-            raise ValueError(f"{path}: {name} holds {dtype} values, not numbers; --data takes {ACCEPTED}")
+            raise UserError(f"{path}: {name} holds {dtype} values, not numbers; --data takes {ACCEPTED}")
         if len(shape) != 2:
-            raise ValueError(f"{path}: {name} has shape {shape}; --data takes {ACCEPTED}")
+            raise UserError(f"{path}: {name} has shape {shape}; --data takes {ACCEPTED}")
     return headers
 
 
@@ -126,7 +136,7 @@ def array_header(archive: zipfile.ZipFile, name: str, path: str) -> tuple[tuple[
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = read(member)
     except (ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot read {name} in {path}: {err}; --data takes {ACCEPTED}") from None
+        raise UserError(f"cannot read {name} in {path}: {err}; --data takes {ACCEPTED}") from None
     return shape, dtype
 
 
@@ -135,7 +145,7 @@ def load_npz(path: str) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             return Dataset(archive["x"].astype(np.float64), archive["y"].astype(np.float64))
     except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot read {path}: {err}; it looks truncated or damaged") from None
+        raise UserError(f"cannot read {path}: {err}; it looks truncated or damaged") from None
 
 
 def choose_data(args, spec: ModelSpec, headers: dict | None) -> Dataset:
@@ -153,15 +163,15 @@ def choose_data(args, spec: ModelSpec, headers: dict | None) -> Dataset:
     try:
         data.check_fits(spec)
     except ValueError as err:
-        raise ValueError(f"{err}; --layers sets the widths, --data or --samples the data") from None
+        raise UserError(f"{err}; --layers sets the widths, --data or --samples the data") from None
     return data
 
 
 def run(args) -> int:
     if args.log_every < 1:
-        raise ValueError(f"--log-every must be >= 1, got {args.log_every}")
+        raise UserError(f"--log-every must be >= 1, got {args.log_every}")
     if args.data and args.samples is not None:
-        raise ValueError("give either --data or --samples, not both")
+        raise UserError("give either --data or --samples, not both")
     headers = npz_headers(args.data) if args.data else None
     widths = (headers["x"][0][1], headers["y"][0][1]) if headers else None
     spec = build_spec(args, widths)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from backprop_bench.errors import UserError
 from backprop_bench.model import (
-    Dataset, ModelSpec, epoch_flops, parse_spec, preset, synthetic_data, working_set_bytes,
+    Dataset,
+    ModelSpec,
+    epoch_flops,
+    parse_spec,
+    preset,
+    synthetic_data,
+    working_set_bytes,
 )
 
 
@@ -92,4 +99,4 @@ def find(source: str) -> Workload:
     try:
         return custom(source)
     except ValueError as err:
-        raise ValueError(f"{source!r} is neither a built-in workload ({', '.join(builtin)}) nor a good SPEC: {err}")
+        raise UserError(f"{source!r} is neither a built-in workload ({', '.join(builtin)}) nor a good SPEC: {err}")

@@ -1,4 +1,4 @@
-"""Mistakes a user can make give one clear error: a ValueError in the API, one line from the command."""
+"""Mistakes a user can make give one clear error: a UserError in the API, one line from the command."""
 
 import io
 import signal
@@ -240,3 +240,21 @@ def test_cli_reports_divergence():
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "training diverged" in done.stderr and "epoch" in done.stderr
+
+
+def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    from backprop_bench import report
+    from backprop_bench.errors import UserError
+    from tests.runs import write_run
+
+    monkeypatch.chdir(tmp_path)
+    write_run(tmp_path / "results", 1, {"seed-affine[numpy-handwritten-cpu-float64]": [1e-2] * 5})
+    with pytest.raises(UserError):  # the API raises; every user error is one type
+        ModelSpec(layers=(1,))
+    monkeypatch.setattr(report, "comparison", lambda *_: (_ for _ in ()).throw(UserError("a mistake, and its fix")))
+    assert main(["compare"]) == 2
+    assert capsys.readouterr().err == "backprop-bench: error: a mistake, and its fix\n"
+    # A ValueError that is no user's mistake (here, as if from inside pandas) is a bug: it is not hidden.
+    monkeypatch.setattr(report, "comparison", lambda *_: (_ for _ in ()).throw(ValueError("cannot reindex")))
+    with pytest.raises(ValueError, match="cannot reindex"):
+        main(["compare"])
