@@ -85,7 +85,8 @@ def pytest_configure(config):
         try:  # now, not after every benchmark has run
             store.check_writable(Path(option.benchmark_storage[len("file://"):]))
         except ValueError as err:
-            raise pytest.UsageError(f"{err}; the run could not be saved (choose another with --benchmark-storage)")
+            raise pytest.UsageError(f"{err}; the run could not be saved "
+                                    "(choose another with --benchmark-storage)") from None
 
 
 def pytest_sessionstart(session):
@@ -120,7 +121,8 @@ def pytest_sessionfinish(session, exitstatus):
     yield
     error = getattr(session.config, "_backprop_bench_save_error", None)
     if error:
-        session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"backprop-bench: error: {error}", red=True)
+        terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        terminal.write_line(f"backprop-bench: error: {error}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 
-
 # Each activation σ beside its derivative σ'(z), written in terms of a = σ(z): the
 # forward pass keeps a, and the backward pass needs nothing else.
 

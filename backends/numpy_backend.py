@@ -14,7 +14,6 @@ import numpy as np
 from backends.base import Backend, TrainResult
 from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
-
 # Each activation σ beside its derivative σ'(z). Both work in place, to keep the
 # memory a training needs near its working set: σ overwrites z, which is not needed
 # once a = σ(z) is known, and σ' is written in terms of a and overwrites it, as the

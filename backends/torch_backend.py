@@ -192,7 +192,8 @@ class TorchGraph(TorchEager):
     @classmethod
     def unavailable(cls, device: str) -> str | None:
         if device != "cuda":
-            return f"torch cuda-graph runs on cuda only (a CUDA graph records GPU kernels), not {device}: choose device cuda"
+            return (f"torch cuda-graph runs on cuda only (a CUDA graph records GPU kernels), not {device}: "
+                    "choose device cuda")
         if not torch.cuda.is_available():
             return "torch cuda-graph needs a CUDA GPU, and torch sees none here"
         return None

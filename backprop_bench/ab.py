@@ -23,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -566,7 +566,8 @@ def record(sides: list[Side], workers: list[list[Worker]], threshold: float, row
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
     return {"backprop_bench_ab": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
             "machine_info": machine_info(),
-            **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)} for s, w in zip(sides, workers)},
+            **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)}
+               for s, w in zip(sides, workers)},
             "benchmarks": rows}
 
 

@@ -84,7 +84,7 @@ class Bisection:
     def measure(self, index: int) -> str:
         """Compare commit `index` with GOOD until decided (or MEASUREMENTS are spent); print and keep the step."""
         start, pairs = time.monotonic(), []
-        for measurements in range(1, MEASUREMENTS + 1):
+        for measurements in range(1, MEASUREMENTS + 1):  # noqa: B007 (read after the loop: how many were taken)
             try:
                 row = self.compare(self.good, self.commits[index][0])
             except BisectError:

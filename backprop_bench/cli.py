@@ -12,10 +12,10 @@ import re
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import backends
 from backprop_bench import ab, bisection, history, noise, page, plots, regress, report, store, train
@@ -142,7 +142,8 @@ def add_report_parsers(commands) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter,
                             help="saved runs' backends side by side, per workload, a column group per run")
     p.add_argument("runs", nargs="*", metavar="RUN",
-                   help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")
+                   help="run number, id or JSON path; several are shown side by side "
+                        "(default: the latest complete run)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
     p.add_argument("--normalize", choices=regress.NORMALIZE,
                    help="show each time relative to its own run's NumPy backend or matmul calibration "
@@ -175,7 +176,8 @@ def add_report_parsers(commands) -> None:
     p.set_defaults(run=run_history)
 
 
-HISTORY_EXIT = """exit status: 0 no benchmark's latest level is a slowdown, 1 one is (for a nightly job), 2 a bad argument.
+HISTORY_EXIT = """exit status: 0 no benchmark's latest level is a slowdown, 1 one is (for a nightly job), \
+2 a bad argument.
 Times are divided by a reference timed in the same run (the C loop for the presets, the matmul
 calibration for the rest), so that the machine's own drift cancels; see docs/regressions.md, "history"."""
 
@@ -195,14 +197,19 @@ def run_history(args) -> int:
 
 def add_page_parser(commands) -> None:
     results, output = shared_options(written="<results>/pages/<run>.html")
-    p = commands.add_parser("report", parents=[results, output], help="write one self-contained HTML page of saved runs")
+    p = commands.add_parser("report", parents=[results, output],
+                            help="write one self-contained HTML page of saved runs")
     p.add_argument("runs", nargs="*", metavar="RUN",
-                   help="run number, id or JSON path; several are shown side by side (default: the latest complete run)")
+                   help="run number, id or JSON path; several are shown side by side "
+                        "(default: the latest complete run)")
     p.set_defaults(run=run_page)
 
 
 def run_page(args) -> int:
-    """Write the page of the chosen runs beside the history of every saved run; nothing is written when anything is wrong."""
+    """Write the page of the chosen runs beside the history of every saved run.
+
+    Nothing is written when anything is wrong.
+    """
     results, output = chosen_places(args)
     with warnings.catch_warnings():  # load_runs below reads every file again and warns of each bad one once
         warnings.simplefilter("ignore", report.SkippedRun)
@@ -253,7 +260,7 @@ def run_compare(args) -> int:
         else:
             print(text, end="")
     for run, table in zip(runs, tables.values()) if args.plot else ():
-        folder = results / "plots" / Path(run).with_suffix("").name if Path(run).is_absolute() else results / "plots" / run
+        folder = results / "plots" / (Path(run).with_suffix("").name if Path(run).is_absolute() else run)
         store.check_writable(folder)
         for path in plots.plot(table, frame[frame["run"] == run], folder):
             print(f"wrote {path} (and .svg)")
@@ -354,7 +361,8 @@ def timing_options() -> Parser:
                              f"(default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
     timing.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     timing.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
-                        help=f"worker processes per side: blocks, the unit the interval is over (default {ab.PROCESSES})")
+                        help="worker processes per side: blocks, the unit the interval is over "
+                             f"(default {ab.PROCESSES})")
     timing.add_argument("--format", choices=("table", "markdown", "json"), default="table",
                         help="(default table; markdown puts changed benchmarks first, as for a CI job summary)")
     return timing

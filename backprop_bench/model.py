@@ -280,7 +280,8 @@ def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def working_set_bytes(spec: ModelSpec, samples: int) -> int:
     """Parameters, their gradients, and every layer's activations for one epoch."""
-    params = sum(fan_in * fan_out + (fan_out if spec.bias else 0) for fan_in, fan_out in zip(spec.layers, spec.layers[1:]))
+    params = sum(fan_in * fan_out + (fan_out if spec.bias else 0)
+                 for fan_in, fan_out in zip(spec.layers, spec.layers[1:]))
     activations = samples * sum(spec.layers[1:])
     return (2 * params + activations) * np.dtype(spec.dtype).itemsize
 

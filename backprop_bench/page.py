@@ -325,8 +325,8 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
         for column, line in rows.groupby("column", sort=False):
             fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
-                            name=label + column, line=dict(color=colours[column]), customdata=np.stack([line["workload"],
-                                                                      line["time_per_epoch_s"].map(seconds_text)], -1),
+                            name=label + column, line=dict(color=colours[column]),
+                            customdata=np.stack([line["workload"], line["time_per_epoch_s"].map(seconds_text)], -1),
                             hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>%{fullData.name}</extra>")
         if np.isfinite(rate):
             edges = rows["epoch_flops"].iloc[[0, -1]]
@@ -365,7 +365,8 @@ def _memory(tables: dict, machines: pd.Series) -> str:
         if len(sets):
             fig.add_scatter(x=sets["workload"], y=sets["working_set_bytes"] / 1e6, mode="markers",
                             marker=dict(symbol="line-ew", size=40, line=dict(width=3, color="black")),
-                            name=label + "analytic working set", hovertemplate="%{x}: %{y:.0f} MB<extra>working set</extra>")
+                            name=label + "analytic working set",
+                            hovertemplate="%{x}: %{y:.0f} MB<extra>working set</extra>")
     if not fig.data:
         return '<p class="empty">The chosen runs measured no memory (the size sweep does).</p>\n'
     fig.update_yaxes(type="log", title="MB (log scale)")
@@ -457,8 +458,9 @@ def _ab(comparisons: pd.DataFrame) -> str:
                "same": "grey", "inconclusive": "goldenrod"}
     rows = comparisons.sort_values(["datetime", "benchmark"])
     # The record's number first: two comparisons of the same revisions at the same minute stay apart.
-    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str.split("_").str[0] + ": " + rows["baseline"] + " vs "
-                       + rows["candidate"] + ", " + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
+    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str.split("_").str[0] + ": "
+                       + rows["baseline"] + " vs " + rows["candidate"] + ", "
+                       + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
     fig = go.Figure()
     for verdict, group in rows.groupby("verdict"):
         fig.add_scatter(x=group["ratio"], y=group["y"], mode="markers", name=verdict,
@@ -512,7 +514,8 @@ def _noise(noise: pd.DataFrame | None) -> str:
                            "may pass unseen.")
     if noise is None or noise.empty:
         return intro + _none_saved("noise records", "noise")
-    noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])  # a record may lack them
+    # A record may lack these two columns: add them, empty.
+    noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])
     parts = []
     for machine, records in noise.sort_values("datetime").groupby("machine"):
         newest = records[records["comparison"] == records["comparison"].iloc[-1]]
@@ -524,7 +527,8 @@ def _noise(noise: pd.DataFrame | None) -> str:
         when = newest["datetime"].iloc[0]
         parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
                      f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "
-                     f"{newest['threshold'].iloc[0]:.0%}</h4>" + shown.to_html(index=False, classes="numbers", border=0))
+                     f"{newest['threshold'].iloc[0]:.0%}</h4>"
+                     + shown.to_html(index=False, classes="numbers", border=0))
     return intro + "\n".join(parts)
 
 

@@ -70,7 +70,8 @@ def _time_per_epoch(plt, table: pd.DataFrame, footer: str):
                         textcoords="offset points", fontsize=7)
         ax.set_xscale("log")
         _seconds_axis(ax.xaxis)
-        ax.set_xlim(table["time_per_epoch_s"].min() / 3, table["time_per_epoch_s"].max() * 80)  # one scale for all; room for labels
+        # One scale for all; room for labels.
+        ax.set_xlim(table["time_per_epoch_s"].min() / 3, table["time_per_epoch_s"].max() * 80)
         ax.set_title(workload_heading(rows, workload), fontsize=9, loc="left")
         ax.tick_params(axis="y", labelsize=8)
         ax.margins(y=0.3)  # room for the top point's label

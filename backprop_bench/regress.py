@@ -100,7 +100,8 @@ def run_to_run(frames: list[pd.DataFrame], machine_ids: list[str]) -> pd.Series:
     """Per benchmark, the standard deviation of log(current / baseline) between two runs of unchanged code: √2
     times the spread of one run's log time over its reference (history.series) across every saved run of each
     machine, the larger where two machines are compared; NaN with fewer than MIN_RUNS runs of it on a machine."""
-    saved = pd.concat(frames, ignore_index=True).drop_duplicates(["run", "benchmark"])  # the runs checked may lie outside results/
+    # The runs checked may lie outside results/, and so be in `frames` twice.
+    saved = pd.concat(frames, ignore_index=True).drop_duplicates(["run", "benchmark"])
     spreads = []
     for machine_id in dict.fromkeys(machine_ids):
         logs = history.series(saved, machine_id).assign(log=lambda rows: np.log(rows["relative"]))

@@ -11,9 +11,9 @@ import math
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -340,7 +340,8 @@ def _no_runs(results: Path) -> str:
     if not results.is_dir():
         return (f"no saved runs: {results} does not exist; run this inside the backprop-bench checkout (cd into it), "
                 "or name a folder of saved runs with --results DIR")
-    return f"no saved runs in {results}; time some with `make bench` in the checkout (or .venv/bin/pytest --benchmark-only)"
+    return (f"no saved runs in {results}; time some with `make bench` in the checkout "
+            "(or .venv/bin/pytest --benchmark-only)")
 
 
 def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
@@ -403,7 +404,8 @@ def _side_label(side: dict) -> str:
 
 
 def _comparison_rows(path: Path, record) -> list[dict]:
-    if not isinstance(record, dict) or record.get("backprop_bench_ab") not in (1, 2) or not isinstance(record["benchmarks"], list):
+    if (not isinstance(record, dict) or record.get("backprop_bench_ab") not in (1, 2)
+            or not isinstance(record["benchmarks"], list)):
         raise UserError("not a backprop-bench ab record")
     _validate_machine_info(record["machine_info"])
     sides = {side: record[side] for side in ("baseline", "candidate")}
@@ -412,7 +414,8 @@ def _comparison_rows(path: Path, record) -> list[dict]:
         for key in ("label", "commit"):
             _expect(info, key, str, side, required=True)
     head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
-            "machine": store.machine_label(store.machine_of(record["machine_info"])), "threshold": float(record["threshold"]),
+            "machine": store.machine_label(store.machine_of(record["machine_info"])),
+            "threshold": float(record["threshold"]),
             **{side: _side_label(info) for side, info in sides.items()}}
     rows = []
     for index, bench in enumerate(record["benchmarks"]):
@@ -441,9 +444,10 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["calibration"].fillna(False).astype(bool)]
 
 
-COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops", "of_machine",
-              "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in", "peak_memory_bytes",
-              "working_set_bytes", "epoch_flops", "relative", "reference", "autograd_cost", "autograd_memory"]
+COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops",
+              "of_machine", "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in",
+              "peak_memory_bytes", "working_set_bytes", "epoch_flops", "relative", "reference", "autograd_cost",
+              "autograd_memory"]
 OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
             "working_set_bytes", "epoch_flops", "reference", "handwritten")
 
@@ -518,7 +522,8 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
     else:
         bench["relative"] = np.nan
     bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
-    bench["architecture"] = [group.removeprefix(f"{workload}: ") for group, workload in zip(bench["group"], bench["workload"])]
+    bench["architecture"] = [group.removeprefix(f"{workload}: ")
+                             for group, workload in zip(bench["group"], bench["workload"])]
     order = {workload: i for i, workload in enumerate(workload_order(bench))}
     bench = bench.sort_values(["time_per_epoch_s"]).sort_values("workload", key=lambda w: w.map(order), kind="stable")
     return bench[COMPARISON].reset_index(drop=True)
@@ -620,7 +625,8 @@ def markdown(rows: pd.DataFrame) -> str:
     return "\n".join([header] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows.itertuples(index=False)])
 
 
-SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "autograd", "% matmul", "compile"]  # per run, where several are shown
+# Per run, where several are shown.
+SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "autograd", "% matmul", "compile"]
 
 
 def _inert_cell(value):

@@ -81,7 +81,8 @@ def machine_of(machine_info: dict) -> dict:
 def machine_label(machine: dict) -> str:
     """For tables: 'vm (Intel Xeon Processor, 2 cores)', with the GPU where there is one."""
     cpu = re.sub(r"\((R|TM)\)|\bCPU\b|@.*$", "", str(machine.get("cpu") or "?"))
-    parts = [" ".join(cpu.split()), f"{machine.get('cores') or '?'} cores"] + ([str(machine["gpu"])] if machine.get("gpu") else [])
+    parts = ([" ".join(cpu.split()), f"{machine.get('cores') or '?'} cores"]
+             + ([str(machine["gpu"])] if machine.get("gpu") else []))
     return f"{machine.get('node') or '?'} ({', '.join(parts)})"
 
 

@@ -34,7 +34,8 @@ SLOWDOWN = 0.10
 
 
 def commit(clone: Path, message: str) -> None:
-    for args in (["add", "-A"], ["-c", "user.name=check", "-c", "user.email=check@localhost", "commit", "-qm", message]):
+    for args in (["add", "-A"],
+                 ["-c", "user.name=check", "-c", "user.email=check@localhost", "commit", "-qm", message]):
         subprocess.run(["git", "-C", str(clone), *args], check=True, capture_output=True)
 
 

@@ -32,7 +32,8 @@ RULES = {"raw seconds (--normalize none)": "none", "against the reference (defau
 def suite_run(results: Path, pytest_args: list[str]) -> None:
     """One run of the suite as a user starts it, saved under `results`."""
     done = subprocess.run([sys.executable, "-m", "pytest", "--benchmark-only", "-q", "-p", "no:cacheprovider",
-                           f"--benchmark-storage=file://{results}", *pytest_args], cwd=ROOT, capture_output=True, text=True)
+                           f"--benchmark-storage=file://{results}", *pytest_args],
+                          cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"drift_check: the suite failed: {done.stdout.strip().splitlines()[-1:]}")
 

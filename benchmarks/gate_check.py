@@ -41,7 +41,8 @@ def plant(clone: Path, slowdown: float) -> None:
     """Commit, in `clone`, a NumPy backend whose biased trainings take `slowdown` longer."""
     path = clone / "backends" / "numpy_backend.py"
     code = path.read_text()
-    code = code.replace("    def run(self, loaded):\n", "    def run(self, loaded):\n        started = time.perf_counter()\n", 1)
+    code = code.replace("    def run(self, loaded):\n",
+                        "    def run(self, loaded):\n        started = time.perf_counter()\n", 1)
     code = code.replace("\n        return params, losses\n", PLANT, 1)
     path.write_text(code + f"\n\nimport time  # noqa: E402 (planted)\n\nSLOWDOWN = {slowdown}\n")
     for args in (["add", "-A"], ["-c", "user.name=gate", "-c", "user.email=gate@localhost", "commit", "-qm",

@@ -30,8 +30,8 @@ ROUNDS = 5
 GROWTH = 4            # the longer training has GROWTH times the epochs
 GROWTH_MIN = 2.0      # and must take at least this many times as long (fixed costs keep it under GROWTH)
 SLACK_S = 50e-6       # timer and event resolution, and the host's own work around the call
-CASES = [("torch", "eager"), ("torch", "handwritten"), ("torch", "cuda-graph"), ("jax", "jit-loop"), ("jax", "jit-step"),
-         ("jax", "handwritten")]
+CASES = [("torch", "eager"), ("torch", "handwritten"), ("torch", "cuda-graph"),
+         ("jax", "jit-loop"), ("jax", "jit-step"), ("jax", "handwritten")]
 
 
 def time_run(training: Training, device: str) -> dict:

@@ -99,4 +99,5 @@ def find(source: str) -> Workload:
     try:
         return custom(source)
     except ValueError as err:
-        raise UserError(f"{source!r} is neither a built-in workload ({', '.join(builtin)}) nor a good SPEC: {err}")
+        raise UserError(f"{source!r} is neither a built-in workload ({', '.join(builtin)}) "
+                        f"nor a good SPEC: {err}") from None

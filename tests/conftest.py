@@ -44,7 +44,8 @@ def check_close(actual, expected, tol: dict, check: str, case: str, dtype: str, 
     with np.errstate(divide="ignore", invalid="ignore"):  # expected 0 with atol 0: inf, a failure anyway
         worst["abs"] = max(worst["abs"], float(np.nanmax(gap)))
         worst["rel"] = max(worst["rel"], float(np.nanmax(gap / np.where(scale > 0, scale, np.inf))))
-        worst["used"] = max(worst["used"], float(np.nanmax(gap / (tol.get("atol", 0.0) + tol.get("rtol", 0.0) * scale))))
+        allowed = tol.get("atol", 0.0) + tol.get("rtol", 0.0) * scale
+        worst["used"] = max(worst["used"], float(np.nanmax(gap / allowed)))
     np.testing.assert_allclose(actual, expected, **tol, err_msg=what)
 
 

@@ -371,7 +371,8 @@ def test_a_benchmark_that_fails_to_train_is_named(fake):
     numpy_backend = fake / "backends" / "numpy_backend.py"
     code = numpy_backend.read_text()
     assert "params.vector -= lr * grads.vector" in code
-    numpy_backend.write_text(code.replace("params.vector -= lr * grads.vector", "params.vector -= 1e300 * grads.vector"))
+    numpy_backend.write_text(code.replace("params.vector -= lr * grads.vector",
+                                          "params.vector -= 1e300 * grads.vector"))
     before = state(fake)
     with pytest.raises(ab.AbError, match=r"^the candidate \(working tree\): training diverged"):
         run_fake(fake)
@@ -393,9 +394,9 @@ def test_interrupting_ends_the_workers_and_removes_the_worktree(fake, tmp_path, 
     before = state(fake)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "temp")}
     # -P: the fake's own backprop_bench folder must not hide the command being tested
-    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60", "--threshold", "0",
-                                "--results", str(tmp_path / "results")],
-                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
+    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD",
+                                        "--budget", "60", "--threshold", "0", "--results", str(tmp_path / "results")],
+                                       cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
     while len(git(fake, "worktree", "list").splitlines()) < 2 and command.poll() is None:
         time.sleep(0.05)
     time.sleep(1.0)  # into the timing

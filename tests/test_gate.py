@@ -33,8 +33,10 @@ def record(rows, threshold=0.05):
 
 
 def test_the_ci_summary_puts_changed_benchmarks_first_and_folds_the_rest():
-    text = ab.markdown(record([row("a[numpy-x-cpu-float64]", "same"), row("b[torch-x-cpu-float64]", "slower", 1.03),
-                               row("c[jax-x-cpu-float64]", "regression", 1.2), row("d[jax-y-cpu-float64]", "inconclusive")]))
+    text = ab.markdown(record([row("a[numpy-x-cpu-float64]", "same"),
+                               row("b[torch-x-cpu-float64]", "slower", 1.03),
+                               row("c[jax-x-cpu-float64]", "regression", 1.2),
+                               row("d[jax-y-cpu-float64]", "inconclusive")]))
     changed, folded = text.split("<details>")
     assert changed.index("c[jax-x") < changed.index("b[torch-x") and "a[numpy" not in changed
     assert "### Changed (2)" in changed and "Unchanged (2)" in folded and "a[numpy" in folded and "d[jax" in folded

@@ -89,5 +89,6 @@ def test_sync_check_times_each_case_through_training(tmp_path):
     sync_check.main(["--device", "cpu", "--workloads", "seed-affine:20", "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert {(r["backend"], r["variant"]) for r in rows} == {("torch", "eager"), ("torch", "handwritten"),
-                                                            ("jax", "jit-loop"), ("jax", "jit-step"), ("jax", "handwritten")}
+                                                            ("jax", "jit-loop"), ("jax", "jit-step"),
+                                                            ("jax", "handwritten")}
     assert all(r["short_wall_s"] > 0 and r["long_wall_s"] > 0 and r["long_event_s"] is None for r in rows)

@@ -54,7 +54,8 @@ def test_the_planted_step_and_nothing_else_across_machine_drift(tmp_path, seed):
     point = points[0]
     assert point["ratio"] == pytest.approx(1.15, abs=0.03) and point["latest"]
     assert (point["runs_before"], point["runs_after"]) == (24, 16)
-    assert history.bisect_command(point) == f"backprop-bench bisect {commit(24)[:9]} {commit(25)[:9]} --only '{STEPPED}'"
+    assert history.bisect_command(point) == (f"backprop-bench bisect {commit(24)[:9]} {commit(25)[:9]} "
+                                             f"--only '{STEPPED}'")
     assert history.regressed(points) == [point]
 
 
@@ -109,7 +110,8 @@ def test_the_command_prints_each_point_and_exits_1_for_a_latest_slowdown(tmp_pat
 
 
 @pytest.mark.parametrize("runs, args, message", [
-    (9, [], "history needs at least 10 saved runs of this machine (a change must hold 5 runs on each side); there are 9"),
+    (9, [], "history needs at least 10 saved runs of this machine (a change must hold 5 runs on each side); "
+            "there are 9"),
     (12, ["--only", "nunpy"], "no training benchmark matches nunpy"),
     (0, [], "no saved runs of this machine under results/"),
     (12, ["--threshold", "fast"], "--threshold takes a number like 5% or 0.05"),

@@ -19,8 +19,8 @@ from backprop_bench import ab, page, report, store
 from backprop_bench.cli import main, printable
 from tests.browser import CHROMIUM, DRAWN, chromium
 from tests.runs import full_run, write_ab, write_run
-from tests.test_ab import ROOT, TINY, assert_clean, fake, git, state  # noqa: F401 (fake is a fixture)
 from tests.signals import popen_as_from_a_terminal
+from tests.test_ab import ROOT, TINY, assert_clean, fake, git, state  # noqa: F401 (fake is a fixture)
 
 SCRIPT = "</script><script>document.title='PWNED';window.pwned=1</script>"
 IMAGE = "<img src=x onerror=window.pwned=2>"
@@ -98,7 +98,8 @@ def test_the_page_of_hostile_runs_in_a_browser_runs_nothing_and_links_nowhere(re
 
 
 def test_inert_spec_escapes_data_and_keeps_templates():
-    spec = page._inert_spec({"name": "<b>x</b>", "y": ["<a>", 1.0], "hovertemplate": "%{y}<extra>%{fullData.name}</extra>"})
+    spec = page._inert_spec({"name": "<b>x</b>", "y": ["<a>", 1.0],
+                             "hovertemplate": "%{y}<extra>%{fullData.name}</extra>"})
     assert spec == {"name": "&lt;b&gt;x&lt;/b&gt;", "y": ["&lt;a&gt;", 1.0],
                     "hovertemplate": "%{y}<extra>%{fullData.name}</extra>"}
     assert page._element_id("figure-sweep") == "figure-sweep"
@@ -207,9 +208,9 @@ def test_output_force_never_touches_an_ab_record(results, target, message, capsy
 def test_sighup_ends_ab_like_ctrl_c(fake, tmp_path):
     before = state(fake)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "temp")}
-    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD", "--budget", "60",
-                                "--threshold", "0", "--results", str(tmp_path / "results")],
-                               cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
+    command = popen_as_from_a_terminal([sys.executable, "-P", "-m", "backprop_bench.cli", "ab", "HEAD",
+                                        "--budget", "60", "--threshold", "0", "--results", str(tmp_path / "results")],
+                                       cwd=fake, env=env, stderr=subprocess.PIPE, text=True)
     while len(git(fake, "worktree", "list").splitlines()) < 2 and command.poll() is None:
         subprocess.run(["sleep", "0.05"])
     subprocess.run(["sleep", "1"])

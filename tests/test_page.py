@@ -58,11 +58,13 @@ def test_page_in_a_browser(results, tmp_path, browser, capsys):
         assert len(drawn) >= 6 and all(drawn), str(drawn)
         assert tab.locator("#history text", has_text="regression").count() >= 1  # the ab record's verdict
         # plotly ships arrays base64-encoded; _fullData holds them decoded, as drawn.
-        sweep = dict(tab.evaluate("document.getElementById('figure-sweep')._fullData.map(t => [t.name, Array.from(t.y)])"))
+        sweep = dict(tab.evaluate("document.getElementById('figure-sweep')._fullData"
+                                  ".map(t => [t.name, Array.from(t.y)])"))
         numpy = expected[expected["name"] == "numpy-handwritten-cpu-float32"].sort_values("epoch_flops")
         assert sweep["numpy-handwritten-cpu"] == pytest.approx(list(numpy["time_per_epoch_s"]))
         # Names are escaped in the spec (page.inert) and drawn as written.
-        roofline = next(y for name, y in sweep.items() if name.startswith("the machine&#x27;s matmul rate, 100 GFLOP/s"))
+        roofline = next(y for name, y in sweep.items()
+                        if name.startswith("the machine&#x27;s matmul rate, 100 GFLOP/s"))
         assert tab.locator("#figure-sweep .legendtext", has_text="the machine's matmul rate, 100 GFLOP/s").count() == 1
         assert roofline == pytest.approx([2e6 / 100e9, 2e10 / 100e9])  # the best calibration: torch's 100 GFLOP/s
         assert errors == [] and blocked == []
@@ -76,13 +78,15 @@ def test_two_machines_are_normalized_side_by_side(results, tmp_path):
     text = (tmp_path / "two.html").read_text()
     assert "come from 2 machines" in text
     assert "relative to NumPy" in text and "1 = the roofline" in text
-    grids = [re.findall(r'data-column="([^"]+)"[^>]*>([0-9.]+)x', grid) for grid in text.split('<div class="grid">')[1:]]
+    grids = [re.findall(r'data-column="([^"]+)"[^>]*>([0-9.]+)x', grid)
+             for grid in text.split('<div class="grid">')[1:]]
     # The runner is twice as slow across the board: relative to its own NumPy, each cell reads as the laptop's.
     assert len(grids) == 2 and len(grids[0]) == 16 and grids[0] == grids[1]
 
 
 def small_run(results, number=1, when="2026-11-25T10:00:00"):
-    """A run whose fastest on seed-affine is the C loop, and whose jax-jit-step peaks below mlp-1024x256's working set."""
+    """A run whose fastest on seed-affine is the C loop, and whose jax-jit-step peaks below mlp-1024x256's
+    working set."""
     seed, sweep = "seed-affine[{}-cpu-float64]", "mlp-1024x256[{}-cpu-float32]"
     c_loop = seed.format("reference-c-loop")
     memory = {"working_set_bytes": 2.9e6, "epoch_flops": 1e8}
@@ -153,7 +157,8 @@ def test_tables_fit_their_section(results, tmp_path, browser):
 
 
 def test_load_comparisons_reads_records_and_skips_bad_ones(results):
-    write_ab(results, "good", [("a[numpy-x-cpu-float64]", 1.10, "regression"), ("b[torch-x-cpu-float64]", 0.98, "same")])
+    write_ab(results, "good", [("a[numpy-x-cpu-float64]", 1.10, "regression"),
+                               ("b[torch-x-cpu-float64]", 0.98, "same")])
     (results / "ab" / "broken.json").write_text('{"backprop_bench_ab": 1, "benchmarks": [')
     write_ab(results, "unknown", [("a[numpy-x-cpu-float64]", 1.0, "maybe")])
     with pytest.warns(report.SkippedRun) as warned:
@@ -174,8 +179,8 @@ def test_load_comparisons_reads_records_and_skips_bad_ones(results):
     (lambda results: full_run(results, 1), ["--output", "{results}/box/0001_abc_2026-11-25.json", "--force"],
      "is a saved run"),
     (lambda results: full_run(results, 1), ["--output", "{results}/nowhere/page.html"], "no such folder"),
-    (lambda results: (full_run(results, 1), (results / "old.html").write_text("mine")), ["--output", "{results}/old.html"],
-     "exists; pass --force"),
+    (lambda results: (full_run(results, 1), (results / "old.html").write_text("mine")),
+     ["--output", "{results}/old.html"], "exists; pass --force"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(results, make, args, message, capsys):
     make(results)
@@ -213,8 +218,10 @@ def test_unwritable_folder_is_one_line(results, tmp_path, capsys):
 
 
 def test_overview_grids_what_autograd_costs(results, tmp_path):
-    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5, "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
-               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5, "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
+    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5,
+               "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
+               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5,
+               "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
                "seed-affine[numpy-handwritten-cpu-float64]": [1e-3] * 5}
     extra = {"seed-affine[torch-eager-cpu-float64]": {"handwritten": "handwritten"},
              "seed-affine[jax-jit-loop-cpu-float64]": {"handwritten": "handwritten"}}

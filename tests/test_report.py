@@ -9,6 +9,7 @@ from backprop_bench import report
 from backprop_bench.cli import main
 from tests.runs import BENCHMARKS, GROUPS, draws, full_run, write_run
 
+
 @pytest.fixture(autouse=True)
 def results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -262,7 +263,8 @@ def test_runs_are_named_by_number_not_by_the_digits_their_names_end_in(results, 
         path.rename(path.with_name(f"{number:04d}_abc_2026-11-25_{clock.replace(':', '')}.json"))
     assert main(["compare", "1", "2", "box/0003"]) == 0
     out = capsys.readouterr().out
-    assert [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line] == ["0001", "0002", "0003"]
+    columns = [line.split(": columns ")[1] for line in out.splitlines() if ": columns " in line]
+    assert columns == ["0001", "0002", "0003"]
 
 
 def drifted_runs(results, machine=1.0, code=None, factor=1.2, commits=("abc", "abc"), first=1):
@@ -310,9 +312,12 @@ def test_same_commit_undecided_points_to_environments(results, capsys):
 
 
 def test_autograd_cost_is_each_autograd_variant_over_its_handwritten_twin(results, capsys):
-    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5, "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
-               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5, "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
-               "seed-affine[jax-jit-step-cpu-float64]": [9e-3] * 5, "seed-affine[numpy-handwritten-cpu-float64]": [1e-3] * 5}
+    timings = {"seed-affine[torch-eager-cpu-float64]": [3e-3] * 5,
+               "seed-affine[torch-handwritten-cpu-float64]": [1e-3] * 5,
+               "seed-affine[jax-jit-loop-cpu-float64]": [2e-3] * 5,
+               "seed-affine[jax-handwritten-cpu-float64]": [2.5e-3] * 5,
+               "seed-affine[jax-jit-step-cpu-float64]": [9e-3] * 5,
+               "seed-affine[numpy-handwritten-cpu-float64]": [1e-3] * 5}
     extra = {"seed-affine[torch-eager-cpu-float64]": {"handwritten": "handwritten", "peak_memory_bytes": 6e6},
              "seed-affine[torch-handwritten-cpu-float64]": {"peak_memory_bytes": 2e6},
              "seed-affine[jax-jit-loop-cpu-float64]": {"handwritten": "handwritten"}}

@@ -1,4 +1,5 @@
-"""The results store keeps every run: exclusive saves, incomplete runs marked, hostile files skipped, one-line errors."""
+"""The results store keeps every run: exclusive saves, incomplete runs marked, hostile files skipped,
+one-line errors."""
 
 import copy
 import hashlib
@@ -86,9 +87,10 @@ def bench_file(tmp_path, body: str) -> Path:
 def run_suite(tmp_path, test: Path, storage: str, *args) -> subprocess.CompletedProcess:
     """pytest --benchmark-only on a tiny benchmark file, with this project's conftest as a plugin."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "--benchmark-only", "-p", "no:cacheprovider",
-                           f"--benchmark-storage=file://{storage}", "--rootdir", str(tmp_path), "-c", os.devnull,
-                           str(test), *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "--benchmark-only",
+                           "-p", "no:cacheprovider", f"--benchmark-storage=file://{storage}",
+                           "--rootdir", str(tmp_path), "-c", os.devnull, str(test), *args],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
 
 
 TINY = """
@@ -122,7 +124,8 @@ def test_a_run_stopped_by_ctrl_c_is_saved_marked_incomplete(tmp_path):
     assert run["backprop_bench_run"] == {"complete": False, "why": "interrupted", "collected": 3, "ran": 2}
     assert report.run_status(run) == "incomplete: interrupted, 2 of 3 ran"
     [path] = (tmp_path / "out").rglob("*.json")
-    assert f"backprop-bench: interrupted; the benchmarks that finished are kept in {path}, marked incomplete" in done.stdout
+    assert (f"backprop-bench: interrupted; the benchmarks that finished are kept in {path}, "
+            "marked incomplete") in done.stdout
 
 
 def test_a_whole_run_is_complete_and_a_selection_is_partial(tmp_path):
@@ -157,7 +160,8 @@ def test_concurrent_saves_never_overwrite_or_tear(tmp_path):
     folder = tmp_path / "machine"
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         paths = sum(pool.starmap(save_many, [(folder, f"tag{n}", 25) for n in range(4)]), [])
-    assert len(set(paths)) == 100 and sorted(p.name for p in folder.glob("*.json")) == sorted(Path(p).name for p in paths)
+    assert len(set(paths)) == 100
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(Path(p).name for p in paths)
     assert sorted(int(Path(p).name[:4]) for p in paths) == list(range(1, 101))
     contents = {(run["tag"], run["i"]) for run in map(json.loads, (Path(p).read_text() for p in paths))}
     assert len(contents) == 100

@@ -40,7 +40,7 @@ def notebook_linear(x, y, W1, W2, epochs=1000, lr=0.01):
     for epoch in range(epochs):
         H, O = forward(x, W1, W2)
         if epoch % 100 == 0:
-            loss = MSE(y, O)
+            loss = MSE(y, O)  # noqa: F841 (the notebook's loss, kept for its cost; only its print is left out)
         W1, W2 = backward(x, y, W1, W2, H, O, lr)
     return W1, W2
 
@@ -74,7 +74,7 @@ def notebook_affine(x, y, W1, b1, W2, b2, epochs=1000, lr=0.01):
     for epoch in range(epochs):
         H, O = forward(x, W1, b1, W2, b2)
         if epoch % 100 == 0:
-            loss = MSE(y, O)
+            loss = MSE(y, O)  # noqa: F841 (the notebook's loss, kept for its cost; only its print is left out)
         W1, b1, W2, b2 = backward(x, y, W1, b1, W2, b2, H, O, lr)
     return W1, b1, W2, b2
 
