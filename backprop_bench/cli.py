@@ -291,7 +291,7 @@ def run_check(args) -> int:
     if args.normalize == "reference":  # every saved run of the two machines: how far each benchmark moves on its own
         with warnings.catch_warnings():  # report.load warned of each unreadable file already
             warnings.simplefilter("ignore", report.SkippedRun)
-            saved = report.load_runs(latest_runs(results, frame))
+            saved = report.load_runs(latest_runs(results, frame), results)
         spread = regress.run_to_run([saved, frame], list(frame["machine_id"].unique()))
     table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize, spread)
     unit = {"none": "seconds", "reference": "reference units (seconds where a run has no reference)"}.get(
@@ -312,11 +312,11 @@ def run_check(args) -> int:
           f"its ratio moves between two runs of unchanged code here (one standard deviation, from the saved runs of "
           f"this machine; ? under {regress.MIN_RUNS} runs); a change counts past {regress.SPREAD_Z:.0f} of them")
     counts = table["verdict"].value_counts()
-    print(f"{counts.get('REGRESSION', 0)} regression(s), {counts.get('improvement', 0)} improvement(s), "
+    print(f"{counts.get('regression', 0)} regression(s), {counts.get('improvement', 0)} improvement(s), "
           f"{counts.get('undecided', 0)} undecided among {len(table)} benchmarks in both runs")
     if counts.get("undecided", 0):
         print(undecided_line(frame, baseline, current, table))
-    return 1 if counts.get("REGRESSION", 0) else 3 if counts.get("undecided", 0) else 0
+    return 1 if counts.get("regression", 0) else 3 if counts.get("undecided", 0) else 0
 
 
 def latest_runs(results: Path, frame) -> list[Path]:
@@ -329,8 +329,8 @@ def latest_runs(results: Path, frame) -> list[Path]:
 
 CHECK_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument,
   3 no regression, but a benchmark undecided: the saved runs cannot tell its code from the machine.
-verdicts: REGRESSION / improvement: the median moved past the threshold, a Mann-Whitney U test on the
-  rounds finds it significant, and (--normalize reference) it moved past 5 run-to-run standard deviations
+verdicts: regression / improvement (as ab names them): the median moved past the threshold, a Mann-Whitney
+  U test on the rounds finds it significant, and (--normalize reference) it moved past 5 run-to-run standard deviations
   of the benchmark on this machine; undecided: the first two, but not the third (or that spread is unknown:
   under 6 saved runs), or the benchmark's reference moved past the threshold too; same: otherwise.
   Times are read against a reference timed in the same run (--normalize)."""

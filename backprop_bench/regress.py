@@ -28,6 +28,8 @@ times both sides interleaved in fresh processes, can tell code from machine.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -100,8 +102,10 @@ def run_to_run(frames: list[pd.DataFrame], machine_ids: list[str]) -> pd.Series:
     """Per benchmark, the standard deviation of log(current / baseline) between two runs of unchanged code: √2
     times the spread of one run's log time over its reference (history.series) across every saved run of each
     machine, the larger where two machines are compared; NaN with fewer than MIN_RUNS runs of it on a machine."""
-    # The runs checked may lie outside results/, and so be in `frames` twice.
-    saved = pd.concat(frames, ignore_index=True).drop_duplicates(["run", "benchmark"])
+    # The runs checked are in `frames` twice where they are among the latest, under run ids that may differ
+    # (each frame names its runs from its own results folder): one file is one run, counted once.
+    saved = pd.concat(frames, ignore_index=True)
+    saved = saved[~saved.assign(file=saved["path"].map(os.path.realpath)).duplicated(["file", "benchmark"])]
     spreads = []
     for machine_id in dict.fromkeys(machine_ids):
         logs = history.series(saved, machine_id).assign(log=lambda rows: np.log(rows["relative"]))
@@ -116,7 +120,7 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
     """One row per benchmark in both runs: medians, ratio, p-value, how far its reference moved, its run-to-run
     spread, and verdict.
 
-    Verdicts: REGRESSION or improvement past the threshold and significant; under the
+    Verdicts: regression or improvement past the threshold and significant; under the
     reference rule, also past SPREAD_Z times the benchmark's run-to-run `spread` (from
     run_to_run), and `undecided` where that spread is unknown or the reference moved by
     more than the threshold (only `ab` can decide); same otherwise.
@@ -150,7 +154,7 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
         p = mannwhitneyu(before, after, alternative="two-sided").pvalue if min(len(before), len(after)) > 1 else 1.0
         verdict = "same"
         if p < alpha and ratio > 1 + threshold:
-            verdict = "REGRESSION"
+            verdict = "regression"
         elif p < alpha and ratio < 1 / (1 + threshold):
             verdict = "improvement"
         sd = np.nan if spread is None else spread.get(name, np.nan)

@@ -4,7 +4,7 @@ Runs the suite N times in a row with the same code (`pytest --benchmark-only` an
 pytest arguments given after `--`), then runs `check` on every pair of those runs
 (earlier as baseline) twice: on raw seconds (`--normalize none`, what `check` did
 before it read times against a reference) and as it does by default (`--normalize
-reference`). The code never changed, so every REGRESSION or improvement is a false
+reference`). The code never changed, so every regression or improvement is a false
 flag; `undecided` is `check` saying that only `ab` can tell.
 
 Run as `python -m benchmarks.drift_check [--runs N] [-- PYTEST_ARGS]` from a checkout
@@ -45,9 +45,9 @@ def verdicts(results: Path, baseline: Path, current: Path, rule: str) -> tuple[i
                           cwd=ROOT, capture_output=True, text=True)
     if done.returncode not in (0, 1, 3):
         sys.exit(f"drift_check: check failed: {done.stderr.strip()}")
-    rows = [line.split()[-1] for line in done.stdout.splitlines() if line.endswith(("same", "REGRESSION",
+    rows = [line.split()[-1] for line in done.stdout.splitlines() if line.endswith(("same", "regression",
                                                                                    "improvement", "undecided"))]
-    return done.returncode, {verdict: rows.count(verdict) for verdict in ("REGRESSION", "improvement", "undecided",
+    return done.returncode, {verdict: rows.count(verdict) for verdict in ("regression", "improvement", "undecided",
                                                                           "same")}
 
 
@@ -77,9 +77,9 @@ def main() -> None:
     for label, rule in RULES.items():
         checked = [verdicts(folder, *pair, rule) for pair in pairs]
         summary[label] = {
-            "benchmarks flagged (REGRESSION or improvement)": sum(c["REGRESSION"] + c["improvement"]
+            "benchmarks flagged (regression or improvement)": sum(c["regression"] + c["improvement"]
                                                                   for _, c in checked),
-            "pairs with a flag": sum(c["REGRESSION"] + c["improvement"] > 0 for _, c in checked),
+            "pairs with a flag": sum(c["regression"] + c["improvement"] > 0 for _, c in checked),
             "pairs exiting 1 (a regression)": sum(status == 1 for status, _ in checked),
             "benchmarks undecided": sum(c["undecided"] for _, c in checked),
             "benchmarks checked": sum(sum(c.values()) for _, c in checked)}

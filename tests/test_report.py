@@ -38,7 +38,7 @@ def test_planted_slowdown_is_flagged_alone(results, capsys):
     steady_history(results, 7, slow=BENCHMARKS[1])
     assert main(["check", "--baseline", "6", "--against", "7"]) == 1
     out = capsys.readouterr().out
-    flagged = [line for line in out.splitlines() if "REGRESSION" in line]
+    flagged = [line for line in out.splitlines() if line.endswith("regression")]
     assert len(flagged) == 1 and BENCHMARKS[1] in flagged[0]
     assert "1 regression(s)" in out
 
@@ -48,7 +48,8 @@ def test_two_runs_cannot_tell_a_change_from_run_to_run_drift(results, capsys):
     assert main(["check", "--baseline", "1"]) == 3
     out = capsys.readouterr().out
     undecided = [line for line in out.splitlines() if line.endswith("undecided")]
-    assert len(undecided) == 1 and BENCHMARKS[1] in undecided[0] and "REGRESSION" not in out
+    assert len(undecided) == 1 and BENCHMARKS[1] in undecided[0]
+    assert not any(line.endswith("regression") for line in out.splitlines())
     assert "(or too few saved runs show how far that is)" in out
     assert "backprop-bench ab abc --candidate-python PYTHON" in out
 
@@ -57,7 +58,7 @@ def test_a_benchmark_that_jumps_from_run_to_run_is_not_flagged_for_a_jump(result
     steady_history(results, 9, slow=BENCHMARKS[0], jumpy=BENCHMARKS[2])  # run 9: jumpy at 1.6x, numpy 1.10x
     assert main(["check", "--baseline", "8", "--against", "9"]) == 1
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("seed-")}
-    assert rows[BENCHMARKS[0]].endswith("REGRESSION") and rows[BENCHMARKS[2]].endswith("undecided")
+    assert rows[BENCHMARKS[0]].endswith("regression") and rows[BENCHMARKS[2]].endswith("undecided")
     assert main(["check", "--baseline", "8", "--against", "9", "--normalize", "none"]) == 1  # raw: both flagged
     assert "2 regression(s)" in capsys.readouterr().out
 
@@ -66,7 +67,7 @@ def test_same_distribution_is_not_flagged(results, capsys):
     same_runs(results)
     assert main(["check", "--baseline", "1"]) == 0  # --against defaults to the latest run, 2
     out = capsys.readouterr().out
-    assert "REGRESSION" not in out and "current box/0002" in out
+    assert not any(line.endswith("regression") for line in out.splitlines()) and "current box/0002" in out
     assert "setup changes: none" in out
 
 
@@ -102,7 +103,7 @@ def test_other_machine_is_refused_unless_normalized(results, capsys):
     assert main(["check", "--baseline", laptop, "--against", runner]) == 2
     assert "different machines" in capsys.readouterr().err
     assert main(["check", "--baseline", laptop, "--against", runner, "--normalize", "numpy"]) == 1
-    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    flagged = [line for line in capsys.readouterr().out.splitlines() if line.endswith("regression")]
     assert len(flagged) == 1 and "jax" in flagged[0]
 
 
@@ -293,7 +294,8 @@ def test_a_change_while_the_machine_moved_is_undecided_and_names_ab(results, cap
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith(("seed-affine", " "))]
     undecided = [line for line in rows if "undecided" in line]
-    assert len(undecided) == 1 and BENCHMARKS[2] in undecided[0] and "REGRESSION" not in out
+    assert len(undecided) == 1 and BENCHMARKS[2] in undecided[0]
+    assert not any(line.endswith("regression") for line in out.splitlines())
     assert f"backprop-bench ab 1a2b3c4d5e --candidate 9f8e7d6c5b --only '{BENCHMARKS[2]}'" in out
 
 
@@ -301,7 +303,7 @@ def test_a_change_on_a_steady_machine_is_a_regression(results, capsys):
     steady_history(results, 6)  # runs 1-6: how far each benchmark moves on its own
     drifted_runs(results, machine=1.03, code=BENCHMARKS[0], first=7)  # the machine moved less than the threshold
     assert main(["check", "--baseline", "7", "--against", "8"]) == 1
-    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    flagged = [line for line in capsys.readouterr().out.splitlines() if line.endswith("regression")]
     assert len(flagged) == 1 and BENCHMARKS[0] in flagged[0]
 
 
@@ -339,5 +341,16 @@ def test_spread_comes_from_the_latest_runs_even_when_the_baseline_is_older(resul
     monkeypatch.setattr(regress, "SPREAD_RUNS", 6)
     steady_history(results, 8, slow=BENCHMARKS[1])  # run 1, the baseline, is not among the latest 6
     assert main(["check", "--baseline", "1", "--against", "8"]) == 1
-    flagged = [line for line in capsys.readouterr().out.splitlines() if "REGRESSION" in line]
+    flagged = [line for line in capsys.readouterr().out.splitlines() if line.endswith("regression")]
     assert len(flagged) == 1 and BENCHMARKS[1] in flagged[0]
+
+
+def test_a_run_read_twice_under_two_names_counts_once_in_the_spread(results):
+    from backprop_bench import regress
+
+    steady_history(results, 8, jumpy=BENCHMARKS[2])
+    saved = report.load_runs(results=results)
+    once = regress.run_to_run([saved], list(saved["machine_id"].unique()))
+    assert once.notna().all() and len(once) == len(BENCHMARKS)
+    renamed = saved.assign(run=saved["run"] + "-as-named-elsewhere")  # as `check` names a run given by its path
+    assert regress.run_to_run([saved, renamed], list(saved["machine_id"].unique())).equals(once)
