@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -152,17 +153,28 @@ def _colour(vs_numpy: float) -> str:
     return f"hsl({130 if t > 0 else 5}, {65 * min(1.0, 10 * abs(t)):.0f}%, {97 - 40 * abs(t):.0f}%)"
 
 
+EMPTY = '<td class="empty">-</td>'  # a grid's cell where a run has no such benchmark
+
+
+def _grid(label: str, table: pd.DataFrame, head_cell: Callable[[str], str],
+          row_cells: Callable[[pd.DataFrame, str, list[str]], list[str]]) -> str:
+    """One run's grid: a row per workload (with its dtype), a column per backend-variant of `table`;
+    `head_cell` writes a column's head, `row_cells` a workload's cells."""
+    columns = _columns({label: table})
+    rows = [f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
+            + "".join(row_cells(group, workload, columns)) + "</tr>"
+            for workload in report.workload_order(table) for group in [table[table["workload"] == workload]]]
+    return (f'<div class="grid"><h3>{inert(label)}</h3><table>'
+            f'<tr><th>workload</th>{"".join(map(head_cell, columns))}</tr>{"".join(rows)}</table></div>')
+
+
 def _overview(tables: dict, machines: pd.Series) -> str:
     grids = []
     for run, table in tables.items():
-        columns = _columns({run: table})
         references = set(table.loc[table["reference"], "column"])
-        head = "".join(f'<th class="reference">{inert(c)}<small>reference</small></th>' if c in references
-                       else f"<th>{inert(c)}</th>" for c in columns)
-        rows = [_overview_row(table[table["workload"] == workload], workload, columns)
-                for workload in report.workload_order(table)]
-        grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
-                     f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
+        grids.append(_grid(_label(run, machines), table,
+                           lambda c, references=references: f'<th class="reference">{inert(c)}<small>reference'
+                           f"</small></th>" if c in references else f"<th>{inert(c)}</th>", _overview_cells))
     return (_how("each cell is how many times faster than the NumPy backend one backend-variant trains an epoch of "
                  "that workload, measured in the same run: 2.00x is twice as fast, 0.50x half as fast. Green is "
                  "faster than NumPy, red slower, white the same; &#9733; marks the fastest backend of each row; the "
@@ -173,22 +185,10 @@ def _overview(tables: dict, machines: pd.Series) -> str:
 
 def _autograd(tables: dict, machines: pd.Series) -> str:
     """The grid of what autograd costs: per workload and autograd variant, its time over its hand-written twin's."""
-    grids = []
-    for run, table in tables.items():
-        costs = table[table["autograd_cost"].notna()]
-        if costs.empty:
-            continue
-        columns = _columns({run: costs})
-        rows = []
-        for workload in report.workload_order(costs):
-            cells = costs[costs["workload"] == workload].set_index("column")
-            row = [_autograd_cell(cells.loc[c], workload, c) if c in cells.index else '<td class="empty">-</td>'
-                   for c in columns]
-            rows.append(f"<tr><th>{inert(workload)} <small>{inert(cells['dtype'].iloc[0])}</small></th>"
-                        + "".join(row) + "</tr>")
-        head = "".join(f'<th class="autograd">{inert(c)}<small>over its handwritten</small></th>' for c in columns)
-        grids.append(f'<div class="grid"><h3>{inert(_label(run, machines))}</h3><table>'
-                     f'<tr><th>workload</th>{head}</tr>{"".join(rows)}</table></div>')
+    grids = [_grid(_label(run, machines), costs,
+                   lambda c: f'<th class="autograd">{inert(c)}<small>over its handwritten</small></th>',
+                   _autograd_cells)
+             for run, table in tables.items() for costs in [table[table["autograd_cost"].notna()]] if len(costs)]
     if not grids:
         return ('<h3 id="autograd">What autograd costs</h3><p>No run shown has an autograd variant beside its '
                 "hand-written twin (torch eager and torch handwritten, jax jit-loop and jax handwritten).</p>\n")
@@ -201,14 +201,23 @@ def _autograd(tables: dict, machines: pd.Series) -> str:
             + '<div class="side">' + "".join(grids) + "</div>\n")
 
 
-def _autograd_cell(cell: pd.Series, workload: str, column: str) -> str:
-    memory = f"memory {cell.autograd_memory:.2f}x" if np.isfinite(cell.autograd_memory) else ""
-    return (f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}" '
-            f'style="background:{_colour(1 / cell.autograd_cost)}" title="{inert(column)} on {inert(workload)}: '
-            f'{seconds_text(cell.time_per_epoch_s)} per epoch">{cell.autograd_cost:.2f}x<small>{memory}</small></td>')
+def _autograd_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
+    """One workload's autograd costs, each over its hand-written twin, with the same ratio of peak memory."""
+    cells, row = group.set_index("column"), []
+    for column in columns:
+        if column not in cells.index:
+            row.append(EMPTY)
+            continue
+        cell = cells.loc[column]
+        memory = f"memory {cell.autograd_memory:.2f}x" if np.isfinite(cell.autograd_memory) else ""
+        row.append(f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}" '
+                   f'style="background:{_colour(1 / cell.autograd_cost)}" title="{inert(column)} on '
+                   f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                   f"{cell.autograd_cost:.2f}x<small>{memory}</small></td>")
+    return row
 
 
-def _overview_row(group: pd.DataFrame, workload: str, columns: list[str]) -> str:
+def _overview_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
     """One workload's cells; the star goes to the fastest backend, never to a reference."""
     cells = group.set_index("column")
     backends = cells.loc[~cells["reference"], "time_per_epoch_s"]
@@ -216,7 +225,7 @@ def _overview_row(group: pd.DataFrame, workload: str, columns: list[str]) -> str
     row = []
     for column in columns:
         if column not in cells.index:
-            row.append('<td class="empty">-</td>')
+            row.append(EMPTY)
             continue
         cell = cells.loc[column]
         star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
@@ -226,8 +235,7 @@ def _overview_row(group: pd.DataFrame, workload: str, columns: list[str]) -> str
                    f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
                    f"{f'{cell.vs_numpy:.2f}x' if np.isfinite(cell.vs_numpy) else 'no NumPy'}{star}"
                    f"<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
-    return (f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
-            + "".join(row) + "</tr>")
+    return row
 
 
 def _figure(fig, name: str, height: int) -> str:
