@@ -44,9 +44,10 @@ SPREAD_Z = 5.0    # a change must be this many run-to-run standard deviations (o
 SPREAD_RUNS = 30  # the latest saved runs of a machine the spread is estimated from (recent, and quick to read)
 
 
-def _timings(frame: pd.DataFrame, run: str, normalize: str | None, referenced: set[str] = frozenset()) -> pd.DataFrame:
+def _timings(frame: pd.DataFrame, run: str, normalize: str | None, references: pd.Series | None = None
+             ) -> pd.DataFrame:
     """One run's rows by benchmark, `data` (the rounds) and `median` divided by the reference `normalize` names;
-    under "reference", only the `referenced` benchmarks (those with a reference in both runs compared)."""
+    under "reference", by `references` (by benchmark; NaN where the two runs compared do not both have one)."""
     rows = frame[frame["run"] == run].copy()
     if rows["data"].isna().any():
         raise UserError(f"run {run} has no raw round timings; save runs with --benchmark-save-data")
@@ -54,7 +55,7 @@ def _timings(frame: pd.DataFrame, run: str, normalize: str | None, referenced: s
     if normalize is None or normalize == "none":
         return rows.set_index("benchmark")
     if normalize == "reference":  # the others keep their raw times in both runs (drift unknown)
-        reference = history.reference(rows).where(rows["benchmark"].isin(referenced), 1.0)
+        reference = rows["benchmark"].map(references).fillna(1.0)
     elif normalize == "matmul":
         calibration = calibration_rows(rows)
         if calibration.empty:
@@ -88,14 +89,11 @@ def unshared(frame: pd.DataFrame, baseline: str, current: str) -> dict[str, list
     return {"baseline": sorted(names[baseline] - names[current]), "current": sorted(names[current] - names[baseline])}
 
 
-def reference_drift(frame: pd.DataFrame, baseline: str, current: str) -> pd.Series:
-    """Per benchmark, how far its reference (history.reference) moved: current / baseline (NaN where unknown)."""
-    times = {}
-    for run in (baseline, current):
-        rows = frame[frame["run"] == run]
-        times[run] = history.reference(rows).set_axis(rows["benchmark"])
-        times[run] = times[run][~times[run].index.duplicated()]
-    return times[current] / times[baseline]
+def reference_times(frame: pd.DataFrame, run: str) -> pd.Series:
+    """Each benchmark's reference time in `run` (history.reference), by benchmark (NaN where the run has none)."""
+    rows = frame[frame["run"] == run]
+    times = history.reference(rows).set_axis(rows["benchmark"])
+    return times[~times.index.duplicated()]
 
 
 def run_to_run(frames: list[pd.DataFrame], machine_ids: list[str]) -> pd.Series:
@@ -133,9 +131,10 @@ def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0
             f"runs come from different machines ({machines[baseline]} vs {machines[current]}); "
             f"compare times relative to the same run with --normalize {'|'.join(CHECK_BY[:-1])}"
         )
-    drift = reference_drift(frame, baseline, current)
+    references = {run: reference_times(frame, run) for run in (baseline, current)}
+    drift = references[current] / references[baseline]  # how far each benchmark's reference moved (NaN: unknown)
     referenced = set(drift.index[drift.notna()])
-    old, new = (_timings(frame, run, normalize, referenced) for run in (baseline, current))
+    old, new = (_timings(frame, run, normalize, references[run].where(drift.notna())) for run in (baseline, current))
     unreferenced = [name for name in new.index if name in old.index and name not in referenced]
     if normalize == "reference" and machines[baseline] != machines[current] and unreferenced:
         raise UserError(
