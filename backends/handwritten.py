@@ -109,6 +109,18 @@ def loss_and_gradients(xp, x, y, weights, biases, activation="identity"):
     return loss, *backward(xp, a, error, weights, bool(biases), activation)
 
 
+def weights_and_biases(params: dict) -> tuple[list, list]:
+    """The W_l and the b_l (none without biases) of parameters by name (W1, b1, W2, ...), in layer order."""
+    n_layers = sum(name.startswith("W") for name in params)
+    return ([params[f"W{l}"] for l in range(1, n_layers + 1)],
+            [params[f"b{l}"] for l in range(1, n_layers + 1) if f"b{l}" in params])
+
+
+def by_name(dW: list, db: list) -> dict:
+    """Gradients in layer order, by their parameters' names: dW_l as W{l}, db_l as b{l}."""
+    return {**{f"W{l}": g for l, g in enumerate(dW, 1)}, **{f"b{l}": g for l, g in enumerate(db, 1)}}
+
+
 def missing() -> str | None:
     """None if array_api_compat, which gives each framework's namespace, is installed; else what to do."""
     try:

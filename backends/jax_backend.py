@@ -65,11 +65,9 @@ def step(theta, x, y, spec: ModelSpec):
 
 def handwritten_step(theta, x, y, spec: ModelSpec):
     """One epoch as `step`, with the gradients of backends/handwritten.py in place of jax.value_and_grad."""
-    params = unflatten(spec, theta)
-    weights = [params[f"W{l}"] for l in range(1, spec.n_layers + 1)]
-    biases = [params[f"b{l}"] for l in range(1, spec.n_layers + 1)] if spec.bias else []
+    weights, biases = handwritten.weights_and_biases(unflatten(spec, theta))
     loss, dW, db = handwritten.loss_and_gradients(jnp, x, y, weights, biases, spec.activation)
-    grads = {**{f"W{l}": g for l, g in enumerate(dW, 1)}, **{f"b{l}": g for l, g in enumerate(db, 1)}}
+    grads = handwritten.by_name(dW, db)
     grad = jnp.concatenate([jnp.ravel(grads[name]) for name in spec.param_names()])  # ∇θ L, in θ's order
     return theta - spec.lr * grad, loss
 

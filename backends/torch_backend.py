@@ -48,6 +48,7 @@ class TorchEager(Backend):
     variant = "eager"
     supports = ("cpu", "cuda")
     handwritten = "handwritten"
+    autograd = True  # whether the parameters record autograd's graph (compile's torch.func and handwritten: no)
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -57,7 +58,7 @@ class TorchEager(Backend):
         device = torch.device(self.device)
         # torch.tensor keeps the NumPy dtype (float64 stays float64); a bare Python
         # float would become float32, so nothing here starts from one.
-        tensors = [torch.tensor(p, device=device, requires_grad=True) for p in params.values()]
+        tensors = [torch.tensor(p, device=device, requires_grad=self.autograd) for p in params.values()]
         x, y = (torch.tensor(a, device=device) for a in (data.x, data.y))
         losses = torch.empty(self.spec.epochs, dtype=x.dtype, device=device)
         if self.device == "cuda":
@@ -97,6 +98,7 @@ class TorchHandwritten(TorchEager):
 
     variant = "handwritten"
     handwritten = None
+    autograd = False
 
     @classmethod
     def unavailable(cls, device: str) -> str | None:
@@ -104,9 +106,6 @@ class TorchHandwritten(TorchEager):
             return reason
         return super().unavailable(device)
 
-    def load(self, params: Params, data: Dataset):
-        tensors, x, y, losses = super().load(params, data)
-        return [t.detach() for t in tensors], x, y, losses
 
     def train_epochs(self, params, x, y, losses, epochs: int) -> None:
         spec = self.spec
@@ -124,6 +123,7 @@ class TorchCompile(TorchEager):
 
     variant = "compile"
     handwritten = None
+    autograd = False
     compiles_in = "run"  # torch.compile compiles lazily, on the first call of each shape
 
     @classmethod
@@ -149,9 +149,6 @@ class TorchCompile(TorchEager):
         # second shape, which would make compile time depend on what ran before.
         self._step = torch.compile(step, fullgraph=True, dynamic=False)
 
-    def load(self, params: Params, data: Dataset):
-        tensors, x, y, losses = super().load(params, data)
-        return [t.detach() for t in tensors], x, y, losses
 
     def run(self, loaded):
         params, x, y, losses = loaded

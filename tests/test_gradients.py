@@ -135,11 +135,9 @@ def shared_gradients(spec, params, x, y):
     """backends/handwritten.py's loss and gradients on arrays of any library, as one dict of NumPy arrays."""
     from backends import handwritten
 
-    xp = handwritten.namespace(x)
-    weights = [params[f"W{l}"] for l in range(1, spec.n_layers + 1)]
-    biases = [params[f"b{l}"] for l in range(1, spec.n_layers + 1)] if spec.bias else []
-    loss, dW, db = handwritten.loss_and_gradients(xp, x, y, weights, biases, spec.activation)
-    grads = {**{f"W{l}": g for l, g in enumerate(dW, 1)}, **{f"b{l}": g for l, g in enumerate(db, 1)}}
+    weights, biases = handwritten.weights_and_biases(params)
+    loss, dW, db = handwritten.loss_and_gradients(handwritten.namespace(x), x, y, weights, biases, spec.activation)
+    grads = handwritten.by_name(dW, db)
     return float(loss), {name: np.asarray(g.cpu() if hasattr(g, "cpu") else g) for name, g in grads.items()}
 
 
