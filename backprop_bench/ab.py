@@ -41,7 +41,10 @@ PAIRS_PER_BLOCK = 1       # every block times every benchmark at least this ofte
 MAX_PAIRS = 2000
 TURN_S = 0.1              # a side's turn: enough trainings of a fast benchmark to last this long
 MAX_TURN = 100
-SECONDS_PER_BENCHMARK = 7.0  # the default budget, per benchmark compared, start-up included
+SECONDS_PER_BENCHMARK = 4.5  # the default budget, per benchmark compared, start-up included: the presets (12) in
+                          # under a minute, about 3 pairs a block. The interval's width comes from the spread between
+                          # blocks: in 17 saved comparisons of 37 pairs, the first 50-60% of each benchmark's pairs
+                          # gave nearly the same standard error (benchmarks/pair_budget.py; docs/regressions.md)
 PROCESSES = 6             # worker processes per side: blocks (see interval)
 WORKER_BYTES = 410e6      # one worker's memory with every framework loaded, measured here (peak RSS)
 TREE_PREFIX = "backprop-bench-ab-"  # a temporary worktree's folder: TREE_PREFIX<pid of its ab>-<random>

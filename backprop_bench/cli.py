@@ -358,7 +358,7 @@ def timing_options() -> Parser:
                         help="benchmarks whose name contains TEXT, e.g. seed- (repeatable; default all)")
     timing.add_argument("--budget", type=parse_duration, metavar="TIME",
                         help=f"whole-run time with start-up, e.g. 300, 90s or 10m "
-                             f"(default {ab.SECONDS_PER_BENCHMARK:.0f}s a benchmark)")
+                             f"(default {ab.SECONDS_PER_BENCHMARK:g}s a benchmark)")
     timing.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     timing.add_argument("--processes", type=int, default=ab.PROCESSES, metavar="N",
                         help="worker processes per side: blocks, the unit the interval is over "
