@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import signal
@@ -454,29 +455,31 @@ class Pairs:
     def __init__(self, workers: list[list[Worker]], names: list[str], rng: np.random.Generator, progress: Progress):
         self.workers, self.rng = workers, rng
         progress.loading(len(workers[0]) * 2)
-        # Loaded a block at a time: its two workers share the CPUs, nothing is timed yet. All twelve
-        # workers at once loaded the mlp- benchmarks in 306 s here, a block at a time in 167 s, one
-        # worker at a time in 132 s: the larger trainings run on every core, and more of them thrash.
+        # Loaded one worker at a time, nothing else running, block by block. All twelve workers at once
+        # loaded the mlp- benchmarks in 306 s here, a block's two at a time in 167 s, one at a time in
+        # 132 s: the larger trainings run on every core, and more of them thrash.
         # The first worker of each side checks the results against NumPy's for its side; the others run the same code.
         firsts = (workers[0][0], workers[1][0])
-        for block in zip(*workers):
-            for worker in block:
-                worker.send([{"op": "load", "name": name, "check": worker in firsts} for name in names])
-            for worker in block:
-                worker.collect(len(names))
-        self.per_turn = {name: self._turn_length(name, firsts) for name in names}
+        warm_s = {}
+        for worker in (worker for block in zip(*workers) for worker in block):
+            worker.send([{"op": "load", "name": name, "check": worker in firsts} for name in names])
+            loaded = worker.collect(len(names))
+            if worker in firsts:
+                warm_s[worker] = [reply["warm_s"] for reply in loaded]
+        self.per_turn = {name: self._turn_length(max(warm_s[worker][i] for worker in firsts))
+                         for i, name in enumerate(names)}
         self.blocks = len(workers[0])
         self.order = {name: [] for name in names}  # the blocks still to visit in this benchmark's current round
         self.timings = {name: ([], []) for name in names}
 
     @staticmethod
-    def _turn_length(name: str, workers: tuple[Worker, ...]) -> int:
-        """Trainings per turn: as many as last TURN_S, from one training timed alone in each of `workers`.
+    def _turn_length(alone_s: float) -> int:
+        """Trainings per turn: as many as last TURN_S, from a warmed-up training timed alone in each side's
+        first worker (its last warm-up, with no other worker running).
 
-        Not from the loading's warm-up: loading shares the CPUs with every other worker,
-        and its times (up to 12x too long) made every turn a single training.
+        Not from a warm-up that shared the CPUs: with every worker loading at once, those
+        times were up to 12x too long and made every turn a single training.
         """
-        alone_s = max(worker.ask(op="time", name=name, n=1)["s"][0] for worker in workers)
         return int(np.clip(TURN_S / max(alone_s, 1e-9), 1, MAX_TURN))
 
     def __call__(self, name: str) -> Pair:
@@ -559,10 +562,10 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
 
 
 def machine_info() -> dict:
-    """The machine, in the keys of a suite run's machine_info, with this interpreter's versions."""
+    """The machine, in the keys of a suite run's machine_info (each side records its own versions)."""
     machine = store.this_machine()
     return {"node": machine["node"], "cpu": {"brand_raw": machine["cpu"]},
-            "backprop_bench": {**ab_worker.versions(), "machine": machine}}
+            "backprop_bench": {"python": platform.python_version(), "machine": machine}}
 
 
 def record(sides: list[Side], workers: list[list[Worker]], threshold: float, rows: list[dict]) -> dict:
