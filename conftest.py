@@ -13,7 +13,6 @@ as such by compare and check. A run of a selection (-k, -m, node ids) is marked 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from pytest_benchmark.storage.file import FileStorage
 from pytest_benchmark.utils import get_tag
 
 from backprop_bench import store
-from benchmarks.workloads import SWEEPS, custom, workloads
+from backprop_bench.workloads import SWEEPS, custom, workloads
 
 RESULTS = Path(__file__).parent / "results"
 EXIT_REASONS = {1: "some benchmarks failed", 2: "interrupted", 3: "pytest failed internally"}
@@ -105,9 +104,8 @@ class RunStorage(FileStorage):
 
     def save(self, output_json, save):
         folder = self.path / store.machine_id(store.machine_of(output_json["machine_info"]))
-        text = json.dumps(output_json, indent=4, default=str)
         try:
-            path = store.save_new(folder, save, text)
+            path = store.save_run(folder, save, output_json)
         except OSError as err:
             self.config._backprop_bench_save_error = f"the run could not be saved in {folder}: {err.strerror or err}"
             return

@@ -2,44 +2,71 @@
 
 A framework that is not installed makes its backend unavailable with a reason;
 importing this package never fails because of it.
+
+A backend of your own is a module with VARIANTS and FRAMEWORK (see base.py and
+numpy_backend.py), added to BACKENDS below, or, without touching this file, named in
+the environment: BACKPROP_BENCH_BACKENDS="mine=my_package.my_backend" (several
+separated by commas). The benchmarks, `compare`, `report` and `ab`'s workers all read
+this registry, so they all see it.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 
-from backends.base import Backend, BackendUnavailable, TrainingDiverged, TrainResult
+from backprop_bench.backends.base import Backend, BackendUnavailable, Framework, TrainingDiverged, TrainResult
 from backprop_bench.model import Dataset, ModelSpec, Params, check_params, init_params
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendUnavailable", "TrainResult", "TrainingDiverged",
-    "available", "cases", "check_finite", "get", "train", "variants",
+    "BACKENDS", "Backend", "BackendUnavailable", "Framework", "TrainResult", "TrainingDiverged",
+    "available", "cases", "check_finite", "framework", "get", "train", "variants",
 ]
 
-# backend name -> module; each module has VARIANTS, its variants by name, the default first.
+# backend name -> module; each module has VARIANTS, its variants by name, the default first,
+# and FRAMEWORK, what the suite asks the framework outside a training.
 BACKENDS = {
-    "numpy": "backends.numpy_backend",
-    "torch": "backends.torch_backend",
-    "jax": "backends.jax_backend",
+    "numpy": "backprop_bench.backends.numpy_backend",
+    "torch": "backprop_bench.backends.torch_backend",
+    "jax": "backprop_bench.backends.jax_backend",
 }
+BUILT_IN = tuple(BACKENDS)
+EXTRA = "BACKPROP_BENCH_BACKENDS"  # NAME=MODULE,...: backends registered from outside this package
+
+
+def _register_extra() -> None:
+    """Add the environment's backends; one that is not NAME=MODULE is kept, unavailable, to say so where asked."""
+    for entry in filter(None, (item.strip() for item in os.environ.get(EXTRA, "").split(","))):
+        name, _, module = (part.strip() for part in entry.partition("="))
+        well_formed = name and module and not any(mark in name for mark in "-[],")
+        BACKENDS.setdefault(name if well_formed else entry, module if well_formed else "")
+
+
+_register_extra()
 
 
 def _module(name: str):
     if name not in BACKENDS:
         raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if not BACKENDS[name]:
+        raise BackendUnavailable(f"{EXTRA}: {name!r} is not NAME=MODULE (a name without '-' or '[')")
     try:
         return importlib.import_module(BACKENDS[name])
     except ImportError as err:
-        raise BackendUnavailable(
-            f"backend {name!r} is unavailable: {err} (install it with: pip install -e '.[{name}]')"
-        ) from None
+        fix = f"install it with: pip install -e '.[{name}]'" if name in BUILT_IN else f"registered by {EXTRA}"
+        raise BackendUnavailable(f"backend {name!r} is unavailable: {err} ({fix})") from None
 
 
 def variants(name: str) -> dict[str, type[Backend]]:
     """The variants of backend `name`, the default first."""
     return _module(name).VARIANTS
+
+
+def framework(name: str) -> type[Framework]:
+    """What backend `name`'s framework answers outside a training (see base.Framework)."""
+    return _module(name).FRAMEWORK
 
 
 def get(name: str, variant: str | None = None) -> type[Backend]:

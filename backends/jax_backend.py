@@ -24,8 +24,8 @@ import jax  # noqa: E402  (after the setting above)
 import jax.numpy as jnp
 import numpy as np
 
-from backends import handwritten
-from backends.base import Backend, TrainResult
+from backprop_bench.backends import handwritten
+from backprop_bench.backends.base import Backend, Framework, TrainResult
 from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
 # jax.nn.relu, not jnp.maximum(z, 0): the latter's gradient at exactly 0 is 0.5,
@@ -72,6 +72,10 @@ def handwritten_step(theta, x, y, spec: ModelSpec):
     return theta - spec.lr * grad, loss
 
 
+def _device(device: str):
+    return jax.devices("gpu" if device == "cuda" else "cpu")[0]
+
+
 class JaxLoop(Backend):
     name = "jax"
     variant = "jit-loop"
@@ -88,7 +92,7 @@ class JaxLoop(Backend):
 
     def __init__(self, spec, device="cpu"):
         super().__init__(spec, device)
-        self._device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+        self._device = _device(device)
         self._step = partial(step, spec=spec)
         self._compiled = {}  # (x shape, y shape, dtype) -> the executable `run` calls
 
@@ -181,4 +185,30 @@ class JaxHandwritten(JaxLoop):
         self._step = partial(handwritten_step, spec=spec)
 
 
+class Jax(Framework):
+    name = "jax"
+    packages = ("jax", "jaxlib")
+    queues_work = True
+
+    @classmethod
+    def machine_info(cls) -> dict:
+        return {"jax": jax.__version__, "jax_devices": [str(d) for d in jax.devices()]}
+
+    @classmethod
+    def matmul(cls, device, a, b):
+        a, b = jax.device_put((a, b), _device(device))
+        with jax.default_matmul_precision("highest"):  # no TF32: the same arithmetic as the training
+            product = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
+        return lambda: product(a, b).block_until_ready()
+
+    @classmethod
+    def cuda_peak_bytes(cls, run) -> int:
+        """Since the process started (JAX cannot reset its peak); the warm-up ran the same training."""
+        stats = _device("cuda").memory_stats
+        before = stats()["bytes_in_use"]
+        run()
+        return stats()["peak_bytes_in_use"] - before
+
+
+FRAMEWORK = Jax
 VARIANTS = {"jit-loop": JaxLoop, "jit-step": JaxStep, "handwritten": JaxHandwritten}

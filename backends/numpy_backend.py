@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.base import Backend, TrainResult
+from backprop_bench.backends.base import Backend, Framework, TrainResult
 from backprop_bench.model import Dataset, ModelSpec, Params, flatten, unflatten
 
 # Each activation σ beside its derivative σ'(z). Both work in place, to keep the
@@ -138,4 +138,25 @@ class NumpyBackend(Backend):
         return TrainResult(params.views, losses.astype(np.float64))
 
 
+class Numpy(Framework):
+    name = "numpy"
+    packages = ("numpy",)
+
+    @classmethod
+    def machine_info(cls) -> dict:
+        """NumPy's version and the BLAS that does its matrix products."""
+        info = {"numpy": np.__version__}
+        try:
+            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+        except Exception:  # older NumPy: no dict form of its config
+            info["numpy_blas"] = "unknown"
+        return info
+
+    @classmethod
+    def matmul(cls, device, a, b):
+        return lambda: a @ b
+
+
+FRAMEWORK = Numpy
 VARIANTS = {"handwritten": NumpyBackend}

@@ -16,8 +16,8 @@ import shutil
 import numpy as np
 import torch
 
-from backends import handwritten
-from backends.base import Backend, TrainResult
+from backprop_bench.backends import handwritten
+from backprop_bench.backends.base import Backend, Framework, TrainResult
 from backprop_bench.model import Dataset, Params
 
 ACTIVATIONS = {"identity": None, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
@@ -125,6 +125,7 @@ class TorchCompile(TorchEager):
     handwritten = None
     autograd = False
     compiles_in = "run"  # torch.compile compiles lazily, on the first call of each shape
+    opt_in = True  # it compiles for minutes: the suite runs it with --with-compile only
 
     @classmethod
     def unavailable(cls, device: str) -> str | None:
@@ -229,4 +230,36 @@ class TorchGraph(TorchEager):
         return params, losses
 
 
+class Torch(Framework):
+    name = "torch"
+    packages = ("torch",)
+    queues_work = True
+    cuda_stream = True
+
+    @classmethod
+    def machine_info(cls) -> dict:
+        info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name()
+        return info
+
+    @classmethod
+    def matmul(cls, device, a, b):
+        a, b = (torch.from_numpy(operand).to(device) for operand in (a, b))
+        if device == "cuda":
+            return lambda: (a @ b, torch.cuda.synchronize())
+        return lambda: a @ b
+
+    @classmethod
+    def cuda_peak_bytes(cls, run) -> int:
+        """Since the process started: the cuda-graph variant takes its memory while it is captured (in the
+        warm-up, the same training), not while it replays."""
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        run()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+
+
+FRAMEWORK = Torch
 VARIANTS = {"eager": TorchEager, "handwritten": TorchHandwritten, "compile": TorchCompile, "cuda-graph": TorchGraph}

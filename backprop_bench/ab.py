@@ -324,8 +324,8 @@ def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: 
         return Side(role, "working tree", "working tree", python, repo)
     commit = resolve_commit(repo, revision)
     tree = stack.enter_context(revision_tree(repo, commit))
-    if not (tree / "benchmarks" / "workloads.py").is_file():
-        raise AbError(f"the {role} ({revision}) predates the suite's workloads, benchmarks/workloads.py (commit "
+    if not any((tree / folder / "workloads.py").is_file() for folder in ("backprop_bench", "benchmarks")):
+        raise AbError(f"the {role} ({revision}) predates the suite's workloads (workloads.py, commit "
                       f"0405493); ab compares revisions from there on")
     return Side(role, revision, commit, python, tree)
 

@@ -1,7 +1,9 @@
 """The worker of `backprop-bench ab`: one side's code, timing single trainings on request.
 
 Run as `python ab_worker.py ROOT` with the side's interpreter. ROOT's backends, model and
-workloads come first on sys.path. The stopwatch is the `Training` of the timing.py beside
+workloads come first on sys.path (`backprop_bench.backends` and `backprop_bench.workloads`,
+or the top-level `backends` and `benchmarks/workloads.py` of a commit from before they
+were installed with the package). The stopwatch is the `Training` of the timing.py beside
 this file, loaded by file path so that it binds to ROOT's backends: both sides are timed
 by the same code, the way the suite times them, and a baseline older than timing.py can
 still be compared. Requests and replies are JSON lines on stdin and the original stdout;
@@ -24,10 +26,31 @@ TIMING = Path(__file__).resolve().with_name("timing.py")
 WARM_S = 0.1  # a first training this long is its own warm-up (see Worker.load)
 
 
-def versions() -> dict:
+LEGACY_PACKAGES = ("numpy", "torch", "jax", "jaxlib")  # a side from before base.Framework named its packages
+
+
+def side_modules(root: Path):
+    """ROOT's backend registry and workloads module, wherever that commit keeps them."""
+    if (root / "backprop_bench" / "backends").exists():
+        from backprop_bench import backends, workloads
+    else:  # older commits: a top-level `backends` (timing.py finds it where it now lives), workloads in benchmarks/
+        import backends
+        import backprop_bench
+        from benchmarks import workloads
+
+        sys.modules["backprop_bench.backends"] = backprop_bench.backends = backends
+    return backends, workloads
+
+
+def versions(backends) -> dict:
     """The interpreter's and the frameworks' versions, read without importing the frameworks."""
     found = {"python": platform.python_version()}
-    for package in ("numpy", "torch", "jax", "jaxlib"):
+    if hasattr(backends, "framework"):
+        for name, reason in backends.available().items():
+            if reason is None:
+                found.update(backends.framework(name).versions())
+        return found
+    for package in LEGACY_PACKAGES:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -38,34 +61,34 @@ def versions() -> dict:
 def _load_timing():
     spec = importlib.util.spec_from_file_location("backprop_bench_ab_timing", TIMING)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # where its dataclass (BenchmarkId) looks its module up
     spec.loader.exec_module(module)
     return module
 
 
-def suite(device: str) -> dict:
+def suite(backends, workloads, timing, device: str) -> dict:
     """The suite's default training benchmarks on `device` that can run here: name -> (workload, case)."""
-    import backends
-    from benchmarks.workloads import workloads
-
     found = {}
-    for workload in workloads("default"):
+    for workload in workloads.workloads("default"):
         for name, variant, case_device, reason in backends.cases():
-            # torch.compile is opt-in in the suite too (it compiles for minutes)
-            if reason is None and case_device == device and (name, variant) != ("torch", "compile"):
-                found[f"{workload.name}[{name}-{variant}-{device}-{workload.spec.dtype}]"] = (
-                    workload, (name, variant, device))
+            # an opt-in variant (torch compile, minutes of compiling) is left out, as in the suite
+            if reason is None and case_device == device and not _opt_in(backends.get(name, variant)):
+                identity = timing.BenchmarkId(workload.name, name, variant, device, workload.spec.dtype)
+                found[identity.name] = (workload, (name, variant, device))
     return found
+
+
+def _opt_in(backend) -> bool:
+    return getattr(backend, "opt_in", backend.variant == "compile")  # before Backend.opt_in: torch's compile
 
 
 class Worker:
     """Answers requests: `load` a benchmark (warmed up and checked), `time` n trainings of it."""
 
-    def __init__(self, device: str):
-        import backends
-
-        self.backends = backends
+    def __init__(self, root: Path, device: str):
+        self.backends, workloads = side_modules(root)
         self.timing = _load_timing()
-        self.benchmarks = suite(device)
+        self.benchmarks = suite(self.backends, workloads, self.timing, device)
         self.trainings = {}
         self.references = {}
 
@@ -116,8 +139,8 @@ def main(root: str, device: str) -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the replies
     sys.path[0] = root  # instead of this file's folder
-    worker = Worker(device)
-    replies.write(json.dumps({"benchmarks": list(worker.benchmarks), "versions": versions()}) + "\n")
+    worker = Worker(Path(root), device)
+    replies.write(json.dumps({"benchmarks": list(worker.benchmarks), "versions": versions(worker.backends)}) + "\n")
     for line in sys.stdin:
         replies.write(json.dumps(worker.answer(json.loads(line))) + "\n")
 

@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-import backends
-from backprop_bench import ab, bisection, history, noise, page, plots, regress, report, store, train
+from backprop_bench import ab, backends, bisection, history, noise, page, plots, regress, report, store, train
 from backprop_bench.errors import UserError
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)

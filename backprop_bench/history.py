@@ -30,7 +30,7 @@ MIN_SEGMENT = 5      # runs on each side of a change point
 ALPHA = 0.01         # 5 runs against 5 reach p = 0.008 only when every run of one side is slower
 THRESHOLD = 0.05     # the smallest step reported by default
 PENALTY = 3.0        # times the noise variance times log(runs): PELT's cost of one more change point
-C_LOOP = "reference-c-loop"
+C_LOOP = ("reference", "c-loop")  # (backend, variant) of the C loop
 
 
 class HistoryError(UserError):
@@ -46,13 +46,14 @@ def reference(rows: pd.DataFrame) -> pd.Series:
     calibration: the larger workloads are bound by matrix products, and the calibration
     times the machine's rate for them. The C loop itself is read against the matmul.
     """
-    loops = rows[rows["backend"] == C_LOOP].set_index(["run", "workload"])
+    is_loop = (rows["backend"] == C_LOOP[0]) & (rows.get("variant", "") == C_LOOP[1])
+    loops = rows[is_loop].set_index(["run", "workload"])
     loop_s = loops["median"] / loops["epochs"]
     matmul_s = calibration_rows(rows).groupby("run")["median"].min()
     by_loop = pd.Series([loop_s.get((run, workload), np.nan) for run, workload in zip(rows["run"], rows["workload"])],
                         index=rows.index)
     by_matmul = rows["run"].map(matmul_s)
-    return by_loop.where((rows["backend"] != C_LOOP) & by_loop.notna(), by_matmul)
+    return by_loop.where(~is_loop & by_loop.notna(), by_matmul)
 
 
 def series(frame: pd.DataFrame, machine_id: str, only: list[str] = ()) -> pd.DataFrame:

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backprop_bench import history, report
+from backprop_bench import backends, history, report
 from backprop_bench.errors import UserError
 from backprop_bench.report import seconds_text
 
 SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
             "memory": "Memory", "history": "History"}
-FAMILIES = ("numpy", "torch", "jax", "reference")  # the grid's column order: NumPy, the frameworks, the references
+FAMILIES = (*backends.BACKENDS, "reference")  # the grid's column order: NumPy, the frameworks, the references
 CSS = Path(__file__).with_name("page.css")
 
 
@@ -89,10 +89,8 @@ def _element_id(name: str) -> str:
 
 
 def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
-    """report.comparison of the run, with its grid column."""
+    """report.comparison of the run, with the machine's matmul rate beside each row."""
     table = report.comparison(frame, run)
-    table["dtype"] = table["name"].str.rsplit("-", n=1).str[1]
-    table["column"] = table["name"].str.rsplit("-", n=1).str[0]
     table["machine_gflops"] = table["gflops"] / table["of_machine"]
     return table
 
@@ -108,7 +106,7 @@ def _how(text: str) -> str:
 
 
 def _columns(tables: dict) -> list[str]:
-    names = pd.concat([t["column"] for t in tables.values()]).unique()
+    names = pd.concat([t["case"] for t in tables.values()]).unique()
     return sorted(names, key=lambda c: (next((i for i, f in enumerate(FAMILIES) if c.startswith(f)), 9), c))
 
 
@@ -171,7 +169,7 @@ def _grid(label: str, table: pd.DataFrame, head_cell: Callable[[str], str],
 def _overview(tables: dict, machines: pd.Series) -> str:
     grids = []
     for run, table in tables.items():
-        references = set(table.loc[table["reference"], "column"])
+        references = set(table.loc[table["reference"], "case"])
         grids.append(_grid(_label(run, machines), table,
                            lambda c, references=references: f'<th class="reference">{inert(c)}<small>reference'
                            f"</small></th>" if c in references else f"<th>{inert(c)}</th>", _overview_cells))
@@ -203,7 +201,7 @@ def _autograd(tables: dict, machines: pd.Series) -> str:
 
 def _autograd_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
     """One workload's autograd costs, each over its hand-written twin, with the same ratio of peak memory."""
-    cells, row = group.set_index("column"), []
+    cells, row = group.set_index("case"), []
     for column in columns:
         if column not in cells.index:
             row.append(EMPTY)
@@ -219,7 +217,7 @@ def _autograd_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> l
 
 def _overview_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
     """One workload's cells; the star goes to the fastest backend, never to a reference."""
-    cells = group.set_index("column")
+    cells = group.set_index("case")
     backends = cells.loc[~cells["reference"], "time_per_epoch_s"]
     fastest = backends.idxmin() if len(backends) else None
     row = []
@@ -267,7 +265,7 @@ def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
             scale = rows["time_per_epoch_s"] * rows["vs_numpy"] if normalized else pd.Series(1.0, rows.index)
             x = rows["time_per_epoch_s"] / scale
             # Points, not bars: times span orders of magnitude, and a bar's length on a log axis means nothing.
-            fig.add_scatter(y=rows["column"], x=x, mode="markers", marker=dict(size=10), name=_label(run, machines),
+            fig.add_scatter(y=rows["case"], x=x, mode="markers", marker=dict(size=10), name=_label(run, machines),
                             error_x=dict(type="data", symmetric=False, array=(rows["q3_s"] / scale - x).fillna(0),
                                          arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
                             customdata=rows["time_per_epoch_s"].map(seconds_text),
@@ -299,7 +297,7 @@ def _numbers(rows: pd.DataFrame) -> pd.DataFrame:
     """report.formatted's table of one workload, narrowed: the dtype and the working set are in the heading, the
     spread in one unit, and a column only where some row has a value."""
     shown = report.formatted(rows).drop(columns=["workload", "working set MB"]).assign(
-        backend=rows["column"], spread=[_span(a, b) for a, b in zip(rows["q1_s"], rows["q3_s"])])
+        backend=rows["case"], spread=[_span(a, b) for a, b in zip(rows["q1_s"], rows["q3_s"])])
     shown = shown.rename(columns={"time/epoch": "time / epoch"})  # a header that may wrap
     return shown.loc[:, (shown != "").any()].iloc[::-1]
 
@@ -331,7 +329,7 @@ def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
         # Normalized: each time in units of the time its own machine's matmul rate needs for the same FLOPs.
         floor = rows["epoch_flops"] / rate if normalized else pd.Series(1.0, rows.index)
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
-        for column, line in rows.groupby("column", sort=False):
+        for column, line in rows.groupby("case", sort=False):
             fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
                             name=label + column, line=dict(color=colours[column]),
                             customdata=np.stack([line["workload"], line["time_per_epoch_s"].map(seconds_text)], -1),
@@ -365,7 +363,7 @@ def _memory(tables: dict, machines: pd.Series) -> str:
     for run, table in tables.items():
         rows = table[table["peak_memory_bytes"].notna()].sort_values("epoch_flops")
         label = _label(run, machines) + ": " if len(tables) > 1 else ""
-        for column, bars in rows.groupby("column", sort=False):
+        for column, bars in rows.groupby("case", sort=False):
             fig.add_bar(x=bars["workload"], y=bars["peak_memory_bytes"] / 1e6, name=label + column,
                         marker_color=colours[column],
                         hovertemplate="%{x}: %{y:.0f} MB<extra>%{fullData.name}</extra>")
@@ -387,7 +385,7 @@ def _memory(tables: dict, machines: pd.Series) -> str:
 
 def _below_working_set(tables: dict, machines: pd.Series) -> str:
     """A line naming each bar below its mark, and why benchmarks/memory.py can read less than the maths needs."""
-    below = [f"{_label(run, machines) + ': ' if len(tables) > 1 else ''}{row.column} on {row.workload}: "
+    below = [f"{_label(run, machines) + ': ' if len(tables) > 1 else ''}{row.case} on {row.workload}: "
              f"{report.significant(row.peak_memory_bytes / 1e6, 2)} MB, under its "
              f"{report.significant(row.working_set_bytes / 1e6, 2)} MB"
              for run, table in tables.items()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backprop_bench import backends
 from backprop_bench.report import run_label, seconds_text, significant, workload_heading, workload_order
 
 
@@ -34,7 +35,7 @@ def plot(table: pd.DataFrame, rows: pd.DataFrame, out_dir: Path) -> list[Path]:
 def _provenance(first: pd.Series) -> str:
     """Which run, machine and software the figure shows: one line under it."""
     setup = first["setup"]
-    software = ", ".join(f"{name} {setup[name]}" for name in ("numpy", "torch", "jax") if name in setup)
+    software = ", ".join(f"{name} {setup[name]}" for name in backends.BACKENDS if name in setup)
     blas = f" ({setup['numpy_blas']} BLAS)" if "numpy_blas" in setup else ""
     when = first["datetime"].strftime("%Y-%m-%d") if pd.notna(first["datetime"]) else "?"
     return (f"run {run_label(first['run'], with_machine=True)} of {when}, commit {str(first['commit'])[:10] or '?'}, "

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backprop_bench import store
+from backprop_bench import backends, store
 from backprop_bench.errors import UserError
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
@@ -28,6 +28,7 @@ VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusi
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
            "compile_s", "peak_memory_bytes",
            "working_set_bytes", "samples", "flops", "lr", "final_loss")
+IDENTITY = ("workload", "backend", "variant", "device", "dtype")  # timing.BenchmarkId's fields
 TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in", "handwritten")
 
 
@@ -38,7 +39,7 @@ class SkippedRun(UserWarning):
 def _setup(info: dict) -> dict:
     """What can change speed on the same machine: framework versions, BLAS, thread and XLA settings."""
     suite = info.get("backprop_bench") or {}
-    setup = {k: suite[k] for k in ("python", "numpy", "numpy_blas", "torch", "jax") if k in suite}
+    setup = {k: suite[k] for k in ("python", *backends.BACKENDS, "numpy_blas") if k in suite}
     setup.update({f"${k}": v for k, v in (suite.get("env") or {}).items()})
     return setup
 
@@ -111,6 +112,9 @@ def validate(run) -> None:
         if extra.get("workload") is not None and not (
                 "[" in bench["name"] and _is_number(extra.get("epochs")) and extra["epochs"] > 0):
             raise UserError(f"{bench['name']}: a training benchmark needs a name 'workload[case]' and its epochs")
+        if extra.get("workload") is not None and (missing := [key for key in IDENTITY if not extra.get(key)]):
+            raise UserError(f"{bench['name']}: a training benchmark needs its identity in extra_info; "
+                            f"it lacks {', '.join(missing)}")
 
 
 def _validate_machine_info(info) -> None:
@@ -170,7 +174,7 @@ def _parse(path: Path) -> dict:
     """The run in `path`; ValueError saying why when it is not a readable run."""
     run = read_json(path)
     validate(run)
-    return run
+    return store.migrate_run(run)
 
 
 def _read(path: Path) -> dict | None:
@@ -447,7 +451,7 @@ def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
 COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops",
               "of_machine", "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in",
               "peak_memory_bytes", "working_set_bytes", "epoch_flops", "relative", "reference", "autograd_cost",
-              "autograd_memory"]
+              "autograd_memory", "case", "dtype"]
 OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
             "working_set_bytes", "epoch_flops", "reference", "handwritten")
 
@@ -521,7 +525,8 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
         bench["relative"] = bench["time_per_epoch_s"] / matmul["median"].min()
     else:
         bench["relative"] = np.nan
-    bench["name"] = bench["benchmark"].str.split("[").str[1].str.rstrip("]")
+    bench["case"] = bench["backend"] + "-" + bench["variant"] + "-" + bench["device"]  # as timing.BenchmarkId.case
+    bench["name"] = bench["case"] + "-" + bench["dtype"]
     bench["architecture"] = [group.removeprefix(f"{workload}: ")
                              for group, workload in zip(bench["group"], bench["workload"])]
     order = {workload: i for i, workload in enumerate(workload_order(bench))}

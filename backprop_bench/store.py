@@ -7,12 +7,17 @@ decides timings: host, CPU model, core count and GPU. Reports written by the com
 
 `<results>` is `--results DIR` where given, else `results/` of the backprop-bench
 checkout holding the current directory, else `./results`.
+
+A suite run records the version of its layout, `backprop_bench_schema` (RUN_SCHEMA), and
+`migrate_run` brings an older run to the current one as it is read, so every reader
+sees one layout; a run from a newer version is refused in one line.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import platform
 import re
@@ -28,6 +33,10 @@ from backprop_bench.errors import UserError
 RECORD_FOLDERS = ("ab", "noise", "bisect")
 DERIVED_FOLDERS = ("plots", "pages")
 REPORT_FOLDERS = RECORD_FOLDERS + DERIVED_FOLDERS
+# The layout of a saved suite run. 1 (unrecorded): a reference's backend was "reference-<its name>";
+# 2: its backend is "reference" and its variant names it, like every other benchmark's identity.
+RUN_SCHEMA = 2
+SCHEMA_KEY = "backprop_bench_schema"
 RUN_NAME = re.compile(r"^(\d{4,12})_(.*)\.json$")  # 0001_..., on past 9999; a planted 245-digit name is no run
 
 
@@ -57,13 +66,19 @@ def this_machine() -> dict:
     return {"node": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "gpu": _gpu_name()}
 
 
-def _gpu_name() -> str | None:
+def nvidia_smi(query: str) -> list[str]:
+    """nvidia-smi's answer to --query-gpu=QUERY, a line per GPU; none without an NVIDIA GPU or driver.
+    The one place that asks it."""
     try:
-        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.split("\n")
+        answer = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
-        return None
-    names = [name.strip() for name in names if name.strip()]
+        return []
+    return [line.strip() for line in answer.splitlines() if line.strip()]
+
+
+def _gpu_name() -> str | None:
+    names = nvidia_smi("name")
     return f"{len(names)}x {names[0]}" if len(names) > 1 else (names[0] if names else None)
 
 
@@ -118,6 +133,28 @@ def record_files(results: Path) -> list[Path]:
     """Every numbered record the commands saved under `results` (`ab` comparisons, `noise` A/As), sorted by path."""
     return sorted(path for folder in RECORD_FOLDERS if (results / folder).is_dir()
                   for path in (results / folder).glob("*.json") if RUN_NAME.match(path.name))
+
+
+def save_run(folder: Path, suffix: str, run: dict) -> Path:
+    """Save a suite run (pytest-benchmark's JSON) with its schema version, as save_new does."""
+    return save_new(folder, suffix, json.dumps({**run, SCHEMA_KEY: RUN_SCHEMA}, indent=4, default=str))
+
+
+def migrate_run(run: dict) -> dict:
+    """The run in the current schema (in place); UserError for one saved by a newer backprop-bench."""
+    schema = run.get(SCHEMA_KEY, 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise UserError(f"{SCHEMA_KEY} is {schema!r}, not a schema version")
+    if schema > RUN_SCHEMA:
+        raise UserError(f"saved by a newer backprop-bench (schema {schema}; this one reads up to {RUN_SCHEMA}): "
+                        "upgrade it to read this run")
+    if schema < 2:
+        for bench in run["benchmarks"]:
+            info = bench.get("extra_info") or {}
+            if info.get("reference") and str(info.get("backend", "")).startswith("reference-"):
+                info["backend"] = "reference"
+    run[SCHEMA_KEY] = RUN_SCHEMA
+    return run
 
 
 def save_new(folder: Path, suffix: str, text: str) -> Path:

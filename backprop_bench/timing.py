@@ -13,12 +13,43 @@ also times the backends of another checkout of the project placed first on sys.p
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-import backends
+from backprop_bench import backends
 from backprop_bench.model import TOLERANCES, Dataset, ModelSpec, init_params
+
+
+@dataclass(frozen=True)
+class BenchmarkId:
+    """What a training benchmark is: a workload trained by one backend's variant, on a device, in a dtype.
+
+    Built once where a benchmark is made (the suite, `ab`'s workers), saved field by field
+    in its extra_info, and read back from there: the name is for display and is never
+    parsed. A reference (the C loop, the notebook) is backend "reference", its variant
+    naming which one.
+    """
+
+    workload: str
+    backend: str
+    variant: str
+    device: str
+    dtype: str
+
+    @property
+    def case(self) -> str:
+        """numpy-handwritten-cpu: a column of the comparison grid."""
+        return f"{self.backend}-{self.variant}-{self.device}"
+
+    @property
+    def name(self) -> str:
+        """seed-linear[numpy-handwritten-cpu-float64], as pytest-benchmark and `ab` show it."""
+        return f"{self.workload}[{self.case}-{self.dtype}]"
+
+    def fields(self) -> dict[str, str]:
+        return asdict(self)
 
 
 class Training:

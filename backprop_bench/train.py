@@ -16,8 +16,8 @@ import zlib
 
 import numpy as np
 
-import backends
-from backends.numpy_backend import forward
+from backprop_bench import backends
+from backprop_bench.backends.numpy_backend import forward
 from backprop_bench.errors import UserError
 from backprop_bench.model import (
     ACTIVATIONS,

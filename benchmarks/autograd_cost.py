@@ -21,12 +21,19 @@ import sys
 
 import numpy as np
 
-import backends
-from backprop_bench import store
+from backprop_bench import backends, store
 from backprop_bench.timing import Training
-from benchmarks.workloads import find
+from backprop_bench.workloads import find
 
-PAIRS = [("torch", "eager"), ("jax", "jit-loop")]  # the autograd variants that have a hand-written twin
+
+def autograd_variants() -> list[tuple[str, str]]:
+    """(backend, variant) of each framework here whose default variant has a hand-written twin."""
+    found = []
+    for name, reason in backends.available().items():
+        default = backends.get(name) if reason is None else None
+        if default is not None and default.handwritten:
+            found.append((name, default.variant))
+    return found
 
 
 def paired(autograd: Training, twin: Training, rounds: int, rng: np.random.Generator) -> list[tuple[float, float]]:
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     found = []
     for workload_name in args.workloads.split(","):
         workload = find(workload_name)
-        for name, variant in PAIRS:
+        for name, variant in autograd_variants():
             twin = backends.get(name, variant).handwritten
             times = paired(Training(workload.spec, workload.data, name, variant),
                            Training(workload.spec, workload.data, name, twin), args.rounds, rng)

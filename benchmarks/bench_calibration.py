@@ -1,7 +1,7 @@
 """What this machine can do: the float32 matrix-product rate at the compute-bound workloads' sizes.
 
 Every result can then be read as a fraction of it. Each framework's own matmul is
-timed, on every device it has; the best of them is the machine's rate. With
+timed (its backend's Framework.matmul), on every device it has; the best of them is the machine's rate. With
 `--sweep gpu` the GPUs are also timed at the GPU-only compute-bound workload's sizes,
 where they reach their own rate (at the CPU sweep's sizes launches still count).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import backends
-from benchmarks.workloads import COMPUTE_BOUND, GPU_COMPUTE_BOUND, Workload
+from backprop_bench import backends
+from backprop_bench.workloads import COMPUTE_BOUND, GPU_COMPUTE_BOUND, Workload
 
 
 def product_shape(workload: Workload) -> tuple[int, int, int]:
@@ -26,33 +26,6 @@ def operands(N: int, K: int, M: int) -> tuple[np.ndarray, np.ndarray]:
     (fewer bits switch, so it draws less power and keeps a higher clock)."""
     rng = np.random.default_rng(0)
     return rng.standard_normal((N, K), np.float32), rng.standard_normal((K, M), np.float32)
-
-
-def matmul_numpy(device, N, K, M):
-    a, b = operands(N, K, M)
-    return lambda: a @ b
-
-
-def matmul_torch(device, N, K, M):
-    import torch
-
-    a, b = (torch.from_numpy(operand).to(device) for operand in operands(N, K, M))
-    if device == "cuda":
-        return lambda: (a @ b, torch.cuda.synchronize())
-    return lambda: a @ b
-
-
-def matmul_jax(device, N, K, M):
-    import jax
-
-    target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-    a, b = jax.device_put(operands(N, K, M), target)
-    with jax.default_matmul_precision("highest"):  # no TF32: the same arithmetic as the training
-        product = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
-    return lambda: product(a, b).block_until_ready()
-
-
-MATMULS = {"numpy": matmul_numpy, "torch": matmul_torch, "jax": matmul_jax}
 
 
 def calibration_cases(config) -> list:
@@ -84,7 +57,9 @@ def test_matmul_rate(benchmark, calibration):
     size = "" if workload is COMPUTE_BOUND else f"-{N}x{K}x{M}"
     benchmark.name = f"matmul{size}[{name}-{device}-float32]"
     benchmark.group = f"calibration: float32 matmul ({N} x {K}) @ ({K} x {M})"
-    product = MATMULS[name](device, N, K, M)
+    product = backends.framework(name).matmul(device, *operands(N, K, M))
+    if product is None:
+        pytest.skip(f"{name} has no matrix product of its own to calibrate")
     product()  # warm-up: thread pools, compilation
     benchmark.pedantic(product, rounds=1 if benchmark.disabled else 20)
     if not benchmark.disabled:

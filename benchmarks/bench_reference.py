@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from backprop_bench.model import TOLERANCES, init_params
+from backprop_bench.timing import BenchmarkId
+from backprop_bench.workloads import PRESET_WORKLOADS
 from benchmarks.reference import compile_c_loop, notebook_affine, notebook_linear
-from benchmarks.workloads import PRESET_WORKLOADS
 
 ROUNDS = 100
 
@@ -60,7 +61,8 @@ def test_reference(benchmark, preset_workload, reference, numpy_reference, reque
         pytest.skip("--workloads-only: the references run on the built-in presets")
     workload = preset_workload
     spec, data = workload.spec, workload.data
-    benchmark.name = f"{workload.name}[reference-{reference}-cpu-{spec.dtype}]"
+    identity = BenchmarkId(workload.name, "reference", reference, "cpu", spec.dtype)
+    benchmark.name = identity.name
     benchmark.group = workload.group(spec)
     setup, target, trained = REFERENCES[reference](spec, data, init_params(spec))
 
@@ -72,7 +74,6 @@ def test_reference(benchmark, preset_workload, reference, numpy_reference, reque
     if not benchmark.disabled:
         median = benchmark.stats.stats.median
         benchmark.extra_info.update(
-            backend=f"reference-{reference}", variant=reference, device="cpu", dtype=spec.dtype,
-            workload=workload.name, epochs=spec.epochs, samples=workload.n_samples,
+            **identity.fields(), epochs=spec.epochs, samples=workload.n_samples,
             epoch_flops=workload.flops_per_epoch, time_per_epoch_s=median / spec.epochs, reference=True,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backprop_bench.timing import Training
+from backprop_bench.timing import BenchmarkId, Training
 from benchmarks.conftest import case_params
 from benchmarks.memory import peak_bytes
 
@@ -33,7 +33,8 @@ def test_train(benchmark, workload, case, numpy_reference):
     spec = workload.spec
     if benchmark.disabled and workload.samples is not None:  # smoke test: few epochs on the sized workloads
         spec = spec.with_(epochs=min(spec.epochs, 2))
-    benchmark.name = f"{workload.name}[{name}-{variant}-{device}-{spec.dtype}]"
+    identity = BenchmarkId(workload.name, name, variant, device, spec.dtype)
+    benchmark.name = identity.name
     benchmark.group = workload.group(spec)
 
     training = Training(spec, workload.data, name, variant, device)
@@ -54,8 +55,8 @@ def test_train(benchmark, workload, case, numpy_reference):
     median = benchmark.stats.stats.median
     info = benchmark.extra_info
     info.update(
-        backend=name, variant=variant, device=device, dtype=spec.dtype, workload=workload.name,
-        layers=list(spec.layers), bias=spec.bias, activation=spec.activation, init=spec.init, lr=spec.lr,
+        **identity.fields(), layers=list(spec.layers), bias=spec.bias, activation=spec.activation, init=spec.init,
+        lr=spec.lr,
         epochs=spec.epochs, samples=workload.n_samples, epoch_flops=workload.flops_per_epoch,
         gflops=workload.flops_per_epoch * spec.epochs / median / 1e9,
         time_per_epoch_s=median / spec.epochs,

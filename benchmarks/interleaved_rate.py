@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from backprop_bench.timing import Training
+from backprop_bench.workloads import COMPUTE_BOUND, find
 from benchmarks.bench_calibration import MATMULS, product_shape
-from benchmarks.workloads import COMPUTE_BOUND, find
 
 
 def main(backend: str, variant: str, workload_name: str, rounds: int = 15) -> None:

@@ -4,7 +4,7 @@ On the CPU every framework allocates through the C heap, so one method serves al
 train once to warm up (compilation, caches), hand freed memory back to the OS
 (malloc_trim), reset the kernel's peak-RSS mark, train again, and read how far the
 resident set rose above where it started. On CUDA the frameworks' own allocator
-statistics give the peak directly.
+statistics give the peak directly (each backend's Framework.cuda_peak_bytes).
 
 Run as `python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD`: prints bytes.
 WORKLOAD is a built-in workload's name or a `--workload` SPEC.
@@ -28,35 +28,13 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} missing from /proc/self/status")
 
 
-def _cuda_peak(name: str, run) -> int:
-    """The allocator's highest mark since the process started, less what was in use before `run`.
-
-    Since the start, for both frameworks: JAX cannot reset its peak, and torch's cuda-graph
-    variant takes its memory while it is captured (in the warm-up), not while it replays.
-    The warm-up ran the same training, so the mark is the training's.
-    """
-    if name == "torch":
-        import torch
-
-        torch.cuda.synchronize()
-        in_use, peak = torch.cuda.memory_allocated, torch.cuda.max_memory_allocated
-    else:
-        import jax
-
-        stats = jax.devices("gpu")[0].memory_stats
-        in_use, peak = (lambda: stats()["bytes_in_use"]), (lambda: stats()["peak_bytes_in_use"])
-    before = in_use()
-    run()
-    return peak() - before
-
-
 USAGE = "usage: python -m benchmarks.memory BACKEND VARIANT DEVICE WORKLOAD (a built-in name or a --workload SPEC)"
 
 
 def measure(name: str, variant: str, device: str, source: str) -> int:
-    import backends
+    from backprop_bench import backends
     from backprop_bench.model import init_params
-    from benchmarks.workloads import find
+    from backprop_bench.workloads import find
 
     workload = find(source)
     trainer = backends.get(name, variant)(workload.spec, device)
@@ -65,7 +43,7 @@ def measure(name: str, variant: str, device: str, source: str) -> int:
     loaded = trainer.load(params, data)
     gc.collect()
     if device == "cuda":
-        return _cuda_peak(name, lambda: trainer.run(loaded))
+        return backends.framework(name).cuda_peak_bytes(lambda: trainer.run(loaded))
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM)
     before = _status_kib("VmRSS")

@@ -22,16 +22,14 @@ import statistics
 import sys
 import time
 
-import backends
+from backprop_bench import backends
 from backprop_bench.timing import Training
-from benchmarks.workloads import find
+from backprop_bench.workloads import find
 
 ROUNDS = 5
 GROWTH = 4            # the longer training has GROWTH times the epochs
 GROWTH_MIN = 2.0      # and must take at least this many times as long (fixed costs keep it under GROWTH)
 SLACK_S = 50e-6       # timer and event resolution, and the host's own work around the call
-CASES = [("torch", "eager"), ("torch", "handwritten"), ("torch", "cuda-graph"),
-         ("jax", "jit-loop"), ("jax", "jit-step"), ("jax", "handwritten")]
 
 
 def time_run(training: Training, device: str) -> dict:
@@ -69,7 +67,7 @@ def check(name: str, variant: str, device: str, workload_name: str, epochs: int)
     row["grows"] = row["growth"] >= GROWTH_MIN
     if device == "cuda":
         wall, event, left = row["long_wall_s"], row["long_event_s"], row["long_left_s"]
-        row["events_agree"] = event <= wall + SLACK_S if name == "torch" else None
+        row["events_agree"] = event <= wall + SLACK_S if backends.framework(name).cuda_stream else None
         row["nothing_left"] = left <= 0.05 * wall + SLACK_S
     return row
 
@@ -81,10 +79,12 @@ def main(argv=None) -> int:
                         help="NAME:EPOCHS,... the workloads and the shorter training's epochs")
     parser.add_argument("--json", metavar="FILE", help="also write the rows there")
     args = parser.parse_args(argv)
-    runnable = {(n, v) for n, v, d, why in backends.cases() if d == args.device and not why}
     rows, skipped = [], []
-    for name, variant in CASES:
-        if (name, variant) not in runnable:
+    for name, variant, device, reason in backends.cases():
+        if device != args.device or not reason and (backends.get(name, variant).opt_in
+                                                     or not backends.framework(name).queues_work):
+            continue  # another device's; torch compile (it compiles for minutes); a framework that never queues work
+        if reason:
             skipped.append(f"{name}-{variant}")
             continue
         for item in args.workloads.split(","):

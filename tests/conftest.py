@@ -7,7 +7,7 @@ reference and how much of the tolerance it used: what held, and by how much.
 import numpy as np
 import pytest
 
-import backends
+from backprop_bench import backends
 from backprop_bench.model import TOLERANCES
 
 # (check, case, dtype) -> the largest absolute and relative gap seen, and the largest

@@ -27,7 +27,7 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
     benchmarks = []
     for name, data in timings.items():
         workload, case = name.rstrip("]").split("[")
-        backend, variant = case.split("-")[:2]
+        backend, *variant, device, dtype = case.split("-")  # as the suite saves its BenchmarkId: jit-loop whole
         data = list(map(float, data))
         q1, median, q3 = np.percentile(data, [25, 50, 75])
         benchmarks.append({
@@ -35,7 +35,7 @@ def write_run(results, number, timings, node="box", when="2026-11-25T10:00:00", 
             "stats": {"median": float(median), "mean": float(np.mean(data)), "min": min(data), "max": max(data),
                       "stddev": float(np.std(data)), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
                       "rounds": len(data), "total": float(np.sum(data)), "data": data},
-            "extra_info": {"backend": backend, "variant": variant, "device": "cpu", "dtype": case.split("-")[-1],
+            "extra_info": {"backend": backend, "variant": "-".join(variant), "device": device, "dtype": dtype,
                            "workload": workload, "epochs": epochs, "epoch_flops": 80,
                            "gflops": 80 * epochs / float(median) / 1e9, **(extra or {}).get(name, {})},
         })

@@ -216,12 +216,10 @@ def fake(tmp_path, monkeypatch):
     """A git checkout with the real model and backends, NumPy only, and one tiny workload; temp folders watched."""
     repo = tmp_path / "project"
     for folder in ("backends", "backprop_bench"):
-        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / folder, repo / folder, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     with open(repo / "backends" / "__init__.py", "a") as init:
         init.write('\nBACKENDS = {"numpy": BACKENDS["numpy"]}  # the fake: no torch or jax to import\n')
-    (repo / "benchmarks").mkdir()
-    (repo / "benchmarks" / "__init__.py").write_text("")
-    (repo / "benchmarks" / "workloads.py").write_text(TINY_WORKLOADS)
+    (repo / "backprop_bench" / "workloads.py").write_text(TINY_WORKLOADS)
     git(tmp_path, "init", "-q", str(repo))
     commit_all(repo, "tiny")
     temp = tmp_path / "temp"
@@ -316,7 +314,7 @@ def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
 
 
 def test_a_revision_against_a_revision(fake):
-    (fake / "benchmarks" / "workloads.py").write_text(TINY_WORKLOADS.replace('"tiny"', '"tiny"), Workload("tiny2"'))
+    (fake / "backprop_bench" / "workloads.py").write_text(TINY_WORKLOADS.replace('"tiny"', '"tiny"), Workload("tiny2"'))
     commit_all(fake, "a second workload")
     before = state(fake)
     lines = []
@@ -341,6 +339,22 @@ class Collect:
         return False
 
 
+def test_a_baseline_from_before_the_backends_moved_into_the_package(fake):
+    """A commit with a top-level `backends` package and benchmarks/workloads.py is still compared."""
+    (fake / "backprop_bench" / "backends").unlink()
+    (fake / "benchmarks").mkdir()
+    (fake / "benchmarks" / "__init__.py").write_text("")
+    (fake / "backprop_bench" / "workloads.py").rename(fake / "benchmarks" / "workloads.py")
+    for module in (fake / "backends").glob("*.py"):
+        module.write_text(module.read_text().replace("backprop_bench.backends", "backends"))
+    commit_all(fake, "the layout before backends installed as backprop_bench.backends")
+    before = state(fake)
+    record = run_fake(fake, "HEAD", candidate="HEAD~1")
+    assert_clean(fake, before)
+    assert [row["name"] for row in record["benchmarks"]] == [TINY]
+    assert record["baseline"]["versions"]["numpy"] == record["candidate"]["versions"]["numpy"]
+
+
 def test_an_unknown_revision_is_one_line(fake):
     before = state(fake)
     with pytest.raises(ab.AbError, match="unknown revision 'no-such-branch'"):
@@ -359,7 +373,7 @@ def test_a_side_whose_code_fails_to_import_is_named(fake):
 
 
 def test_a_revision_older_than_the_suite_is_refused(fake):
-    (fake / "benchmarks" / "workloads.py").unlink()
+    (fake / "backprop_bench" / "workloads.py").unlink()
     commit_all(fake, "before the suite")
     before = state(fake)
     with pytest.raises(ab.AbError, match=r"the baseline \(HEAD\) predates the suite's workloads"):

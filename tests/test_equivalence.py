@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import backends
+from backprop_bench import backends
 from backprop_bench.model import ACTIVATIONS, TOLERANCES, ModelSpec, preset, synthetic_data
 from tests.conftest import assert_close, check_close
 

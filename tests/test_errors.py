@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import backends
+from backprop_bench import backends
 from backprop_bench.cli import main
 from backprop_bench.model import ModelSpec, init_params, preset, synthetic_data
 from backprop_bench.timing import Training
@@ -70,7 +70,7 @@ def test_cuda_without_a_gpu_is_a_value_error(name):
 def test_torch_compile_without_a_cpp_compiler_is_unavailable_with_its_reason(monkeypatch, capsys):
     if backends.available()["torch"] is not None:
         pytest.skip("torch not installed")
-    import backends.torch_backend as torch_backend
+    from backprop_bench.backends import torch_backend
 
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(torch_backend.shutil, "which", lambda name: None)

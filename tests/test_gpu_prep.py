@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backprop_bench.report import load_runs
-from benchmarks.workloads import GPU_SWEEP, SWEEPS, workloads
+from backprop_bench.workloads import GPU_SWEEP, SWEEPS, workloads
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu-check"

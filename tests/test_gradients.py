@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backends.numpy_backend import FlatParams, loss_and_gradients
+from backprop_bench.backends.numpy_backend import FlatParams, loss_and_gradients
 from backprop_bench.model import flatten, init_params, synthetic_data
 from tests.conftest import check_close
 from tests.test_equivalence import SPECS, spec_id
@@ -133,7 +133,7 @@ def test_backward_matches_jax_grad(spec, device):
 
 def shared_gradients(spec, params, x, y):
     """backends/handwritten.py's loss and gradients on arrays of any library, as one dict of NumPy arrays."""
-    from backends import handwritten
+    from backprop_bench.backends import handwritten
 
     weights, biases = handwritten.weights_and_biases(params)
     loss, dW, db = handwritten.loss_and_gradients(handwritten.namespace(x), x, y, weights, biases, spec.activation)

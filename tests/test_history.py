@@ -28,7 +28,7 @@ def synthetic_history(results, seed: int, runs: int = 40, step_at: int = 25, ste
             level = seconds * factor * (step if name == STEPPED and number >= step_at else 1.0)
             timings[name] = level * np.exp(rng.normal(0, noise) + rng.normal(0, 0.01, 20))
             extra[name] = {"epochs": 200 if name.startswith("mlp") else 1000}
-        extra[LOOP]["backend"] = "reference-c-loop"
+        extra[LOOP].update(backend="reference-c-loop", variant="c-loop")  # as runs before schema 2 saved it
         write_run(results, number, timings, when=f"2026-10-{1 + number // 2:02d}T{10 + number % 2}:00:00",
                   extra=extra, calibration={"numpy": MATMUL_S * factor * rng.lognormal(0, noise)},
                   commit=commit(number))

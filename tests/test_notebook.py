@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import backends
-from backends.numpy_backend import forward
+from backprop_bench import backends
+from backprop_bench.backends.numpy_backend import forward
 from backprop_bench.model import init_params, preset
 from tests.conftest import check_close
 from tests.golden import GOLDEN

@@ -9,7 +9,7 @@ import pytest
 
 from backprop_bench import report
 from backprop_bench.model import ModelSpec, check_memory, epoch_flops, parse_spec, training_bytes
-from benchmarks.workloads import find
+from backprop_bench.workloads import find
 
 
 def test_spec_text_sets_every_key():
