@@ -62,11 +62,11 @@ def test_an_extra_backend_is_benchmarked_compared_paged_and_ab_compared(xp_env, 
     saved = {bench["name"]: bench["extra_info"] for bench in json.loads(run.read_text())["benchmarks"]}
     assert saved[XP]["backend"] == "xp" and saved["matmul[xp-cpu-float32]"]["gflops"] > 0
 
-    compared = cli(xp_env, "compare", "--results", str(results))
+    compared = cli(xp_env, "compare", "1", "--results", str(results))  # a partial run: named
     assert compared.returncode == 0 and "xp-handwritten-cpu" in compared.stdout, compared.stderr
 
     page = tmp_path / "page.html"
-    paged = cli(xp_env, "report", "--results", str(results), "--output", str(page))
+    paged = cli(xp_env, "report", "1", "--results", str(results), "--output", str(page))
     assert paged.returncode == 0, paged.stderr
     assert "xp-handwritten-cpu" in page.read_text()
 
