@@ -157,8 +157,9 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
 
 def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], bool],
             rng: np.random.Generator, min_pairs: int,
-            progress: Callable[[str, list, bool], None] = lambda *_: None) -> dict[str, list[Pair]]:
-    """Paired log-ratios per benchmark, in rounds, until the time is up (and each has `min_pairs`).
+            progress: Callable[[str, list, bool], None] = lambda *_: None, cycle: int = 1) -> dict[str, list[Pair]]:
+    """Paired log-ratios per benchmark, in rounds, until the time is up (and each has `min_pairs`), ending
+    only after a whole number of `cycle` pairs.
 
     Each round takes one pair of every benchmark still measuring, in a random order
     (randomized multiple interleaved trials): a benchmark's pairs spread over the whole
@@ -169,6 +170,13 @@ def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Calla
     t interval that stopped so held 90.8% of the time in simulation against 95.5% for a
     fixed number of pairs, and 6 of 64 A/A intervals here excluded 1, four of them
     stopped at or near the minimum of pairs.
+
+    `cycle` is the number of blocks: a benchmark's pairs go round its blocks, so ending
+    on a whole cycle gives every block as many pairs as the others. Ending mid-cycle left
+    blocks of 2 pairs beside blocks of 3, and the median of 2 is their mean: of the 7
+    planted 4-7% slowdowns that benchmarks/gate_check.py saw missed in 20, 4 had their
+    furthest block among those of 2 pairs (+32%, -32%, -6% and -2%, where the others read
+    4-8%; docs/regressions.md). A median of 3 keeps one pair thrown off by a burst of load out.
     """
     pairs: dict[str, list[Pair]] = {name: [] for name in names}
     active = list(names)
@@ -177,7 +185,8 @@ def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Calla
             pairs[name].append(next_pair(name))
         still = []
         for name in active:
-            done = (len(pairs[name]) >= min_pairs and not time_left()) or len(pairs[name]) >= MAX_PAIRS
+            whole = len(pairs[name]) % cycle == 0
+            done = (len(pairs[name]) >= min_pairs and whole and not time_left()) or len(pairs[name]) >= MAX_PAIRS
             progress(name, pairs[name], done)
             if not done:
                 still.append(name)
@@ -556,7 +565,8 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
         rng = np.random.default_rng()
         progress = Progress(stream, len(names))
         pairs = Pairs(workers, names, rng, progress)
-        found = measure(pairs, names, lambda: time.monotonic() < end, rng, PAIRS_PER_BLOCK * processes, progress)
+        found = measure(pairs, names, lambda: time.monotonic() < end, rng, PAIRS_PER_BLOCK * processes, progress,
+                        cycle=processes)
         rows = [pairs.row(name, found[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)
 

@@ -145,6 +145,15 @@ def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_
     assert len(measure_one(next_pair, lambda: len(pairs) < time_for)) == expected
 
 
+def test_measuring_ends_on_a_whole_cycle_of_blocks():
+    """Every block gets as many pairs as the others: time spent after 25 pairs of 4 blocks means 28, 7 a block."""
+    blocks, taken = 4, []
+    found = ab.measure(lambda name: (len(taken) % blocks, taken.append(0.0) or 0.0), ["one"],
+                       lambda: len(taken) < 25, np.random.default_rng(0), ab.PAIRS_PER_BLOCK * blocks, cycle=blocks)
+    assert len(found["one"]) == 28
+    assert np.bincount([block for block, _ in found["one"]]).tolist() == [7] * blocks
+
+
 def test_measuring_never_stops_on_what_the_pairs_show():
     """Quiet or noisy, changed or not: every benchmark takes pairs until the time is up."""
     noise = {"quiet": (1.0, 0.001), "noisy": (1.0, 0.2), "huge": (3.0, 0.001)}
