@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -23,9 +24,13 @@ def run(*args, **kwargs) -> subprocess.CompletedProcess:
 def wheel_env(tmp_path_factory) -> Path:
     """A fresh virtual environment holding the wheel of this checkout; the frameworks are this environment's
     (on its path through a .pth file), so that nothing is downloaded."""
+    pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools in this environment")
     where = tmp_path_factory.mktemp("wheel")
+    source = where / "source"  # a copy: building in place would leave build/ in the checkout
+    shutil.copytree(ROOT, source, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", ".venv*", "results", "build", "*.egg-info", "__pycache__"))
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", where / "dist",
-                ROOT)
+                source)
     assert built.returncode == 0, built.stderr
     [wheel] = (where / "dist").glob("backprop_bench-*.whl")
     venv = where / "venv"
