@@ -34,7 +34,8 @@ import numpy as np
 
 from backprop_bench import ab_worker, store
 from backprop_bench.errors import UserError
-from backprop_bench.report import VERDICTS, seconds_text
+from backprop_bench.formatting import seconds_text
+from backprop_bench.report import VERDICTS
 
 CONFIDENCE = 0.95
 PAIRS_PER_BLOCK = 1       # every block times every benchmark at least this often, budget or not (2 took the
@@ -625,7 +626,7 @@ RATIO_NOTE = ("ratio: the paired ratio (each candidate turn over the baseline tu
 
 def markdown(ab_record: dict) -> str:
     """The comparison as markdown for a CI job's summary: changed benchmarks first, the unchanged folded away."""
-    from backprop_bench.report import markdown as markdown_table
+    from backprop_bench.formatting import markdown as markdown_table
 
     shown = table(ab_record)
     order = {verdict: i for i, verdict in enumerate(VERDICTS)}

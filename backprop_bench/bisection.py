@@ -27,7 +27,7 @@ import pandas as pd
 from backprop_bench import ab, report, store
 from backprop_bench.ab import AbError
 from backprop_bench.errors import UserError
-from backprop_bench.report import seconds_text
+from backprop_bench.formatting import seconds_text
 
 FOLDER = "bisect"
 MEASUREMENTS = 3          # comparisons of one commit at most, each adding its blocks to the last

@@ -17,7 +17,20 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from backprop_bench import ab, backends, bisection, history, noise, page, plots, regress, report, store, train
+from backprop_bench import (
+    ab,
+    backends,
+    bisection,
+    formatting,
+    history,
+    noise,
+    page,
+    plots,
+    regress,
+    report,
+    store,
+    train,
+)
 from backprop_bench.errors import UserError
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
@@ -474,7 +487,7 @@ def run_noise(args) -> int:
     if args.format == "json":
         text = json.dumps(found, indent=1) + "\n"
     else:
-        body = report.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
+        body = formatting.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
         text = f"A/A of the working tree, threshold {threshold:.0%}:\n{body}\n{noise.summary(found)}\n"
     return show_then_save(text, output, lambda: noise.save(found, results))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from backprop_bench import ab
-from backprop_bench.report import percent_text
+from backprop_bench.formatting import percent_text
 
 FOLDER = "noise"  # under <results>: numbered records, like ab's
 POWER = 0.8

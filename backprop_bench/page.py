@@ -24,7 +24,7 @@ import pandas as pd
 
 from backprop_bench import backends, history, report
 from backprop_bench.errors import UserError
-from backprop_bench.report import seconds_text
+from backprop_bench.formatting import percent_text, seconds_text, significant
 
 SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
             "memory": "Memory", "history": "History"}
@@ -313,7 +313,7 @@ def _span(low: float, high: float) -> str:
 def _working_set(everything: pd.DataFrame, workload: str) -> str:
     """', working set 2.9 MB' where the workload has one: the same for every backend, so not in each row."""
     sets = everything.loc[everything["workload"] == workload, "working_set_bytes"].dropna()
-    return f", working set {report.significant(sets.iloc[0] / 1e6, 2)} MB" if len(sets) else ""
+    return f", working set {significant(sets.iloc[0] / 1e6, 2)} MB" if len(sets) else ""
 
 
 def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
@@ -386,8 +386,8 @@ def _memory(tables: dict, machines: pd.Series) -> str:
 def _below_working_set(tables: dict, machines: pd.Series) -> str:
     """A line naming each bar below its mark, and why benchmarks/memory.py can read less than the maths needs."""
     below = [f"{_label(run, machines) + ': ' if len(tables) > 1 else ''}{row.case} on {row.workload}: "
-             f"{report.significant(row.peak_memory_bytes / 1e6, 2)} MB, under its "
-             f"{report.significant(row.working_set_bytes / 1e6, 2)} MB"
+             f"{significant(row.peak_memory_bytes / 1e6, 2)} MB, under its "
+             f"{significant(row.working_set_bytes / 1e6, 2)} MB"
              for run, table in tables.items()
              for row in table[table["peak_memory_bytes"] < table["working_set_bytes"]].itertuples()]
     if not below:
@@ -528,8 +528,8 @@ def _noise(noise: pd.DataFrame | None) -> str:
         shown = pd.DataFrame({"benchmark": newest["benchmark"],
                               "A/A ratio": _intervals(newest),
                               "pairs": newest["pairs"],
-                              "std error": newest["se"].map(report.percent_text),
-                              "smallest flagged": newest["smallest_flagged"].map(report.percent_text)})
+                              "std error": newest["se"].map(percent_text),
+                              "smallest flagged": newest["smallest_flagged"].map(percent_text)})
         when = newest["datetime"].iloc[0]
         parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
                      f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "

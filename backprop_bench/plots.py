@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import backends
-from backprop_bench.report import run_label, seconds_text, significant, workload_heading, workload_order
+from backprop_bench.formatting import seconds_text, significant
+from backprop_bench.report import run_label, workload_heading, workload_order
 
 
 def plot(table: pd.DataFrame, rows: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from backprop_bench import backends, store
 from backprop_bench.errors import UserError
+from backprop_bench.formatting import markdown, seconds_text, significant
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
 # `ab`'s verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
@@ -548,30 +549,6 @@ def autograd_cost(bench: pd.DataFrame) -> dict[str, pd.Series]:
             "autograd_memory": bench["peak_memory_bytes"] / twin["peak_memory_bytes"]}
 
 
-def seconds_text(value: float) -> str:
-    if not np.isfinite(value):
-        return ""
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
-def percent_text(value: float) -> str:
-    """A fraction as '1.2%'; '-' where it is not finite (unknown, or nothing could be detected)."""
-    return f"{100 * value:.1f}%" if np.isfinite(value) else "-"
-
-
-def significant(value: float, digits: int) -> str:
-    """`value` to `digits` significant digits, never in exponent form: 1.00, 0.00970, 330."""
-    if pd.isna(value):
-        return ""
-    if value == 0:
-        return "0"
-    decimals = digits - 1 - math.floor(math.log10(abs(value)))
-    return f"{round(value, decimals):.{max(decimals, 0)}f}"
-
-
 COLUMNS = """\
 columns: time/epoch: median time of one training epoch over the timed rounds (each a whole training).
   vs numpy: the NumPy backend's time / this one's, same run and workload (2.00x = twice as fast).
@@ -619,15 +596,6 @@ def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame
     if normalize == "matmul":  # relative to NumPy, "vs numpy" says it already
         shown.insert(2, "time / matmul", table["relative"].map(lambda v: significant(v, 3)))
     return shown
-
-
-def markdown(rows: pd.DataFrame) -> str:
-    """A table as a markdown table, cells as they are."""
-    header = "| " + " | ".join(rows.columns) + " |\n|" + "---|" * len(rows.columns)
-    def cell(value) -> str:  # a | in a name would end the cell
-        return str(value).replace("|", "\\|")
-
-    return "\n".join([header] + ["| " + " | ".join(map(cell, r)) + " |" for r in rows.itertuples(index=False)])
 
 
 # Per run, where several are shown.

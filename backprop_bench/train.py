@@ -19,6 +19,7 @@ import numpy as np
 from backprop_bench import backends
 from backprop_bench.backends.numpy_backend import forward
 from backprop_bench.errors import UserError
+from backprop_bench.formatting import seconds_text
 from backprop_bench.model import (
     ACTIVATIONS,
     DTYPES,
@@ -31,7 +32,6 @@ from backprop_bench.model import (
     preset,
     synthetic_data,
 )
-from backprop_bench.report import seconds_text
 from backprop_bench.timing import Training
 
 ACCEPTED = "a .npz of 2-D numeric arrays x and y, a row per sample (np.savez(FILE, x=x, y=y))"
