@@ -44,13 +44,13 @@ def side_modules(root: Path):
 
 def versions(backends) -> dict:
     """The interpreter's and the frameworks' versions, read without importing the frameworks."""
-    found = {"python": platform.python_version()}
     if hasattr(backends, "framework"):
-        for name, reason in backends.available().items():
-            if reason is None:
-                found.update(backends.framework(name).versions())
-        return found
-    for package in LEGACY_PACKAGES:
+        packages = [package for name, reason in backends.available().items() if reason is None
+                    for package in backends.framework(name).packages]
+    else:
+        packages = LEGACY_PACKAGES
+    found = {"python": platform.python_version()}
+    for package in packages:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -12,6 +12,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 from backprop_bench import backends, store
 from backprop_bench.errors import UserError
 from backprop_bench.formatting import markdown, seconds_text, significant
+from backprop_bench.timing import BenchmarkId
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
 # `ab`'s verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
@@ -29,7 +31,7 @@ VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusi
 NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
            "compile_s", "peak_memory_bytes",
            "working_set_bytes", "samples", "flops", "lr", "final_loss")
-IDENTITY = ("workload", "backend", "variant", "device", "dtype")  # timing.BenchmarkId's fields
+IDENTITY = tuple(field.name for field in fields(BenchmarkId))  # a training benchmark's, saved in extra_info
 TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in", "handwritten")
 
 
@@ -526,8 +528,9 @@ def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> p
         bench["relative"] = bench["time_per_epoch_s"] / matmul["median"].min()
     else:
         bench["relative"] = np.nan
-    bench["case"] = bench["backend"] + "-" + bench["variant"] + "-" + bench["device"]  # as timing.BenchmarkId.case
-    bench["name"] = bench["case"] + "-" + bench["dtype"]
+    identities = [BenchmarkId(*values) for values in zip(*(bench[key] for key in IDENTITY))]
+    bench["case"] = [identity.case for identity in identities]
+    bench["name"] = [identity.label for identity in identities]
     bench["architecture"] = [group.removeprefix(f"{workload}: ")
                              for group, workload in zip(bench["group"], bench["workload"])]
     order = {workload: i for i, workload in enumerate(workload_order(bench))}

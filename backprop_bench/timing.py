@@ -44,9 +44,14 @@ class BenchmarkId:
         return f"{self.backend}-{self.variant}-{self.device}"
 
     @property
+    def label(self) -> str:
+        """numpy-handwritten-cpu-float64: a row of `compare`'s table for its workload."""
+        return f"{self.case}-{self.dtype}"
+
+    @property
     def name(self) -> str:
         """seed-linear[numpy-handwritten-cpu-float64], as pytest-benchmark and `ab` show it."""
-        return f"{self.workload}[{self.case}-{self.dtype}]"
+        return f"{self.workload}[{self.label}]"
 
     def fields(self) -> dict[str, str]:
         return asdict(self)
