@@ -48,6 +48,8 @@ SECONDS_PER_BENCHMARK = 4.5  # the default budget, per benchmark compared, start
                           # blocks: in 17 saved comparisons of 37 pairs, the first 50-60% of each benchmark's pairs
                           # gave nearly the same standard error (benchmarks/pair_budget.py; docs/regressions.md)
 PROCESSES = 6             # worker processes per side: blocks (see interval)
+HUBER_K = 1.345           # pairs past this many (scaled) median absolute deviations count as that far: the usual
+                          # choice, 95% as efficient as the mean on normal pairs
 WORKER_BYTES = 410e6      # one worker's memory with every framework loaded, measured here (peak RSS)
 TREE_PREFIX = "backprop-bench-ab-"  # a temporary worktree's folder: TREE_PREFIX<pid of its ab>-<random>
 SCHEMA = 2                # of the saved record; 1: one interval over all pairs, no blocks
@@ -62,48 +64,80 @@ class AbError(UserError):
 # --- statistics: pure functions of paired log-ratios in blocks ------------------------------------
 
 def block_medians(pairs: list[Pair]) -> np.ndarray:
-    """Each block's median log-ratio, in block order."""
+    """Each block's median log-ratio, in block order: how far apart the processes ran (noise's between_blocks)."""
     blocks: dict[int, list[float]] = {}
     for block, log_ratio in pairs:
         blocks.setdefault(block, []).append(log_ratio)
     return np.array([np.median(blocks[block]) for block in sorted(blocks)])
 
 
+def huber(log_ratios: np.ndarray) -> float:
+    """Huber's M-estimate of location: the mean of the pairs, with those far out (past HUBER_K scaled median
+    absolute deviations from the middle) pulled in to that distance, found by reweighting."""
+    center = float(np.median(log_ratios))
+    scale = 1.4826 * float(np.median(np.abs(log_ratios - center)))
+    if scale == 0:
+        return center
+    for _ in range(100):
+        weights = np.minimum(1.0, HUBER_K * scale / np.maximum(np.abs(log_ratios - center), 1e-300))
+        moved = float(np.sum(weights * log_ratios) / np.sum(weights))
+        if abs(moved - center) <= 1e-9 * scale:
+            return moved
+        center = moved
+    return center
+
+
+def estimate(pairs: list[Pair]) -> tuple[float, float, int]:
+    """(log-ratio, its standard error, blocks): Huber's estimate over all pairs, its error by leaving out one
+    block at a time (the delete-a-group jackknife; inf with fewer than 2 blocks)."""
+    blocks, log_ratios = np.array([b for b, _ in pairs], dtype=int), np.array([x for _, x in pairs])
+    if len(pairs) == 0:
+        return math.nan, math.inf, 0
+    groups = np.unique(blocks)
+    center = huber(log_ratios)
+    if len(groups) < 2:
+        return center, math.inf, len(groups)
+    left_out = np.array([huber(log_ratios[blocks != group]) for group in groups])
+    spread = float(np.sum((left_out - left_out.mean()) ** 2))
+    return center, math.sqrt((len(groups) - 1) / len(groups) * spread), len(groups)
+
+
 def interval(pairs: list[Pair]) -> tuple[float, float, float]:
-    """The ratio and its 95% confidence interval: a t interval over the blocks' median log-ratios.
+    """The ratio and its 95% confidence interval: a robust estimate over the pairs, a t interval over the blocks.
 
     The unit of replication is the block, not the pair. A process runs the same code
     several percent faster or slower than another (memory layout, where its threads
     land): an A/A comparison here found jax-jit-step on seed-linear 1.075x with one
     process a side, and pairs pooled over four processes a side still gave "95%"
     intervals that held on only 42 of 48 benchmarks (0.969 [0.938, 0.984] for identical
-    code). Pairs from the same processes share their speed, so they are not independent
-    and an interval over pairs is too narrow. Each block is a baseline process and a
-    candidate process of their own, so the blocks' estimates are independent; their
-    medians, each over many pairs, are close to normal; and a t interval over them widens
-    with the spread between processes, as a two-level (pairs within processes) design
-    needs. pyperf spreads its samples over 20 processes for the same reason.
-    With fewer than 2 blocks there is no interval: (0, inf).
+    code). Pairs from the same processes share their speed, so they are not independent.
+    Each block is a baseline process and a candidate process of their own, so the
+    standard error comes from leaving out one block at a time (the delete-a-group
+    jackknife), and a t quantile with blocks - 1 degrees of freedom: between-process
+    spread widens the interval, as a two-level (pairs within processes) design needs.
+
+    The estimate itself is Huber's over all pairs, not the mean of the blocks' medians
+    (`ab` until commit 23e9951). Pairs here are heavy-tailed: in 40 A/A comparisons of
+    the presets (8364 pairs), the middle spread was 2% but 5% of pairs stood more than
+    20% off, from bursts of load; two such pairs in a block of three moved its median,
+    and one block 25-32% off the other five missed planted slowdowns. Huber's estimate
+    pulls in any far pair, wherever it falls. Re-reading those saved records, it caught
+    36 of 40 planted 4-7% slowdowns at a 3% threshold where block medians caught 28,
+    with 20 of 480 A/A intervals excluding 1 (23 before) and no false alarm
+    (docs/regressions.md). With fewer than 2 blocks there is no interval: (0, inf).
     """
     from scipy.stats import t
 
-    medians = block_medians(pairs)
-    if len(medians) == 0:
-        return math.nan, 0.0, math.inf
-    center = float(np.mean(medians))
-    if len(medians) < 2:
+    center, se, blocks = estimate(pairs)
+    if not math.isfinite(se):
         return math.exp(center), 0.0, math.inf
-    half = t.ppf((1 + CONFIDENCE) / 2, len(medians) - 1) * _standard_error(medians)
+    half = t.ppf((1 + CONFIDENCE) / 2, blocks - 1) * se
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
 def standard_error(pairs: list[Pair]) -> float:
-    """The standard error of the mean block median log-ratio (inf with fewer than 2 blocks)."""
-    return _standard_error(block_medians(pairs))
-
-
-def _standard_error(medians: np.ndarray) -> float:
-    return float(np.std(medians, ddof=1) / math.sqrt(len(medians))) if len(medians) >= 2 else math.inf
+    """The standard error of the estimated log-ratio (inf with fewer than 2 blocks)."""
+    return estimate(pairs)[1]
 
 
 def smallest_flagged(se: float, blocks: int, threshold: float, power: float = 0.8) -> float:
@@ -173,11 +207,8 @@ def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Calla
     stopped at or near the minimum of pairs.
 
     `cycle` is the number of blocks: a benchmark's pairs go round its blocks, so ending
-    on a whole cycle gives every block as many pairs as the others. Ending mid-cycle left
-    blocks of 2 pairs beside blocks of 3, and the median of 2 is their mean: of the 7
-    planted 4-7% slowdowns that benchmarks/gate_check.py saw missed in 20, 4 had their
-    furthest block among those of 2 pairs (+32%, -32%, -6% and -2%, where the others read
-    4-8%; docs/regressions.md). A median of 3 keeps one pair thrown off by a burst of load out.
+    on a whole cycle gives every block as many pairs as the others, and leaving out any
+    one block (see estimate) leaves out as many pairs as any other.
     """
     pairs: dict[str, list[Pair]] = {name: [] for name in names}
     active = list(names)
@@ -508,10 +539,10 @@ class Pairs:
         """One benchmark of the record: medians, the ratio, its interval, verdict, every pair and timing."""
         baseline_s, candidate_s = self.timings[name]
         ratio, low, high = interval(pairs)
-        medians = block_medians(pairs)
+        _, se, blocks = estimate(pairs)
         return {"name": name, "baseline_median_s": float(np.median(baseline_s)),
                 "candidate_median_s": float(np.median(candidate_s)), "ratio": ratio, "ci_low": low, "ci_high": high,
-                "pairs": len(pairs), "blocks": len(medians), "se": _standard_error(medians),
+                "pairs": len(pairs), "blocks": blocks, "se": se,
                 "verdict": verdict(ratio, low, high, threshold), "pair_blocks": [b for b, _ in pairs],
                 "log_ratios": [r for _, r in pairs], "baseline_s": baseline_s, "candidate_s": candidate_s}
 
@@ -620,8 +651,8 @@ def table(ab_record: dict):
 
 
 CHANGED = ("regression", "improvement", "slower", "faster")
-RATIO_NOTE = ("ratio: the paired ratio (each candidate turn over the baseline turn beside it; the geometric mean over "
-              "blocks of each block's median), not the ratio of the two medians shown")
+RATIO_NOTE = ("ratio: the paired ratio (each candidate turn over the baseline turn beside it; a robust geometric "
+              "mean of these), not the ratio of the two medians shown")
 
 
 def markdown(ab_record: dict) -> str:

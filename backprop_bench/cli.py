@@ -384,7 +384,7 @@ AB_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument, 4 s
 verdicts: regression / improvement past the threshold; slower / faster: an interval wholly above / below 1
   but not shown past the threshold; same: an interval holding 1 within the threshold on both sides;
   inconclusive: one reaching past the threshold.
-ratio: candidate / baseline, the geometric mean over blocks of each block's median paired ratio."""
+ratio: candidate / baseline, a robust geometric mean of the paired ratios (Huber's; see ab.interval)."""
 
 
 def add_ab_parser(commands) -> None:

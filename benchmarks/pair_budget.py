@@ -1,7 +1,7 @@
 """Would fewer pairs have served? Saved `ab` records, re-read with only their first pairs.
 
 `ab`'s interval is over blocks (one process a side each), so its standard error falls
-with more blocks, and with more pairs only as far as pairs steady each block's median.
+with more blocks, and with more pairs only as far as pairs steady each block's share of the estimate.
 This script takes saved records (A/A ones: `results/gate/*/aa/`, or any `results/ab/`)
 and recomputes every benchmark's standard error from the first 20-100% of its pairs, in
 the order they were timed, as if the budget had ended there. It times nothing, so it
