@@ -2,7 +2,7 @@
 
 `pytest` runs every benchmark once, untimed, as a smoke test. `pytest --benchmark-only`
 times them and saves the run, raw round timings included, as a new numbered file
-`results/<machine>/NNNN_<commit>_<date>.json` (see backprop_bench/store.py), unless told
+`results/<machine>/NNNN_<commit>_<date>.json` (see backprop_bench/store/), unless told
 otherwise on the command line (`--benchmark-storage`, `--benchmark-save`, `--benchmark-json`).
 
 A run is saved whole or not at all, under a number no other saver holds. A run that
@@ -22,6 +22,7 @@ from pytest_benchmark.storage.file import FileStorage
 from pytest_benchmark.utils import get_tag
 
 from backprop_bench import store
+from backprop_bench.store import suite_runs
 from backprop_bench.workloads import SWEEPS, custom, workloads
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,7 +97,7 @@ def pytest_sessionstart(session):
 
 
 class RunStorage(FileStorage):
-    """pytest-benchmark's file storage, saving through store.save_new into the machine's own folder."""
+    """pytest-benchmark's file storage, saving through store/suite_runs.save_run into the machine's own folder."""
 
     def __init__(self, storage: FileStorage, config: pytest.Config):
         super().__init__(storage.path, storage.logger, storage.default_machine_id)
@@ -105,7 +106,7 @@ class RunStorage(FileStorage):
     def save(self, output_json, save):
         folder = self.path / store.machine_id(store.machine_of(output_json["machine_info"]))
         try:
-            path = store.save_run(folder, save, output_json)
+            path = suite_runs.save_run(folder, save, output_json)
         except OSError as err:
             self.config._backprop_bench_save_error = f"the run could not be saved in {folder}: {err.strerror or err}"
             return

@@ -35,7 +35,7 @@ import numpy as np
 from backprop_bench import ab_worker, store
 from backprop_bench.errors import UserError
 from backprop_bench.formatting import seconds_text
-from backprop_bench.report import VERDICTS
+from backprop_bench.store import records
 
 CONFIDENCE = 0.95
 PAIRS_PER_BLOCK = 1       # every block times every benchmark at least this often, budget or not (2 took the
@@ -52,7 +52,6 @@ HUBER_K = 1.345           # pairs past this many (scaled) median absolute deviat
                           # choice, 95% as efficient as the mean on normal pairs
 WORKER_BYTES = 410e6      # one worker's memory with every framework loaded, measured here (peak RSS)
 TREE_PREFIX = "backprop-bench-ab-"  # a temporary worktree's folder: TREE_PREFIX<pid of its ab>-<random>
-SCHEMA = 2                # of the saved record; 1: one interval over all pairs, no blocks
 
 Pair = tuple[int, float]  # (block, log(candidate / baseline))
 
@@ -373,7 +372,7 @@ def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: 
 
 # --- workers --------------------------------------------------------------------------------------
 
-class Worker:
+class WorkerProcess:
     """One side's persistent worker process, asked one JSON line at a time.
 
     Between requests the worker is stopped (SIGSTOP), so that only one side runs at a time:
@@ -474,15 +473,19 @@ class Progress:
         self.stream.flush()
 
     def __call__(self, name: str, pairs: list, finished: bool) -> None:
-        ratio, low, high = interval(pairs)
-        line = f"{name}: {len(pairs)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
         if finished:
             self.finished += 1
-            self.stream.write(("\r\033[K" if self.live else "") + f"[{self.finished}/{self.total} done] {line}\n")
+            self.stream.write(("\r\033[K" if self.live else "") + f"[{self.finished}/{self.total} done] "
+                              f"{self._line(name, pairs)}\n")
         elif self.live and time.monotonic() - self.shown > 0.5:
             self.shown = time.monotonic()
-            self.stream.write(f"\r\033[K[{self.finished}/{self.total} done] {line}")
+            self.stream.write(f"\r\033[K[{self.finished}/{self.total} done] {self._line(name, pairs)}")
         self.stream.flush()
+
+    @staticmethod
+    def _line(name: str, pairs: list) -> str:
+        ratio, low, high = interval(pairs)
+        return f"{name}: {len(pairs)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
 
 
 class Pairs:
@@ -493,7 +496,8 @@ class Pairs:
     a shuffled order, so each block times it about equally often (see interval).
     """
 
-    def __init__(self, workers: list[list[Worker]], names: list[str], rng: np.random.Generator, progress: Progress):
+    def __init__(self, workers: list[list[WorkerProcess]], names: list[str], rng: np.random.Generator,
+                 progress: Progress):
         self.workers, self.rng = workers, rng
         progress.loading(len(workers[0]) * 2)
         # Loaded one worker at a time, nothing else running, block by block. All twelve workers at once
@@ -547,7 +551,7 @@ class Pairs:
                 "log_ratios": [r for _, r in pairs], "baseline_s": baseline_s, "candidate_s": candidate_s}
 
 
-def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
+def chosen(workers: list[WorkerProcess], only: list[str], stream) -> list[str]:
     """The benchmarks both sides have whose names contain one of `only` (all without it)."""
     names = [n for n in workers[1].benchmarks if not only or any(text in n for text in only)]
     for worker in workers:
@@ -562,10 +566,10 @@ def chosen(workers: list[Worker], only: list[str], stream) -> list[str]:
     return shared
 
 
-def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05, only: list[str] = (),
-        budget: float | None = None, device: str = "cpu", baseline_python: str | None = None,
-        candidate_python: str | None = None, processes: int = PROCESSES, here: Path | None = None,
-        stream=sys.stderr) -> dict:
+def compare_sides(baseline: str, candidate: str | None = None, *, threshold: float = 0.05, only: list[str] = (),
+                  budget: float | None = None, device: str = "cpu", baseline_python: str | None = None,
+                  candidate_python: str | None = None, processes: int = PROCESSES, here: Path | None = None,
+                  stream=sys.stderr) -> dict:
     """Compare `baseline` with `candidate` (default: the working tree) interleaved; the record of it."""
     start = time.monotonic()
     repo = checkout_root(here or Path.cwd())
@@ -576,13 +580,13 @@ def run(baseline: str, candidate: str | None = None, *, threshold: float = 0.05,
     with sigterm_as_interrupt(), ExitStack() as stack:
         sides = [side(stack, repo, "baseline", baseline, baseline_python),
                  side(stack, repo, "candidate", candidate, candidate_python)]
-        workers: list[list[Worker]] = [[], []]
+        workers: list[list[WorkerProcess]] = [[], []]
 
         def launch(count: int) -> None:  # `count` more workers a side, started at once: their imports overlap
             started = []
             for index, each in enumerate(sides):
                 for _ in range(count):
-                    started.append(Worker(each, device))
+                    started.append(WorkerProcess(each, device))
                     stack.callback(started[-1].close)
                     workers[index].append(started[-1])
             for worker in started:
@@ -610,9 +614,10 @@ def machine_info() -> dict:
             "backprop_bench": {"python": platform.python_version(), "machine": machine}}
 
 
-def record(sides: list[Side], workers: list[list[Worker]], threshold: float, rows: list[dict]) -> dict:
+def record(sides: list[Side], workers: list[list[WorkerProcess]], threshold: float, rows: list[dict]) -> dict:
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
-    return {"backprop_bench_ab": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(), "threshold": threshold,
+    return {"backprop_bench_ab": records.AB_SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
+            "threshold": threshold,
             "machine_info": machine_info(),
             **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)}
                for s, w in zip(sides, workers)},
@@ -623,15 +628,8 @@ def record(sides: list[Side], workers: list[list[Worker]], threshold: float, row
 
 def save_record(ab_record: dict, results: Path) -> Path:
     """Save as <results>/ab/NNNN_<baseline>-vs-<candidate>.json, under the next free number, never replacing one."""
-    return save(ab_record, results / "ab", f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}")
-
-
-def save(found: dict, folder: Path, label: str) -> Path:
-    """Save a record (ab's, noise's) as folder/NNNN_<label>.json through store.save_new; a failure as one AbError."""
-    try:
-        return store.save_new(folder, re.sub(r"[^A-Za-z0-9.~-]+", "-", label).strip("-"), json.dumps(found, indent=1))
-    except OSError as err:
-        raise AbError(f"cannot save in {folder}: {err.strerror or err}") from None
+    return records.save(ab_record, results / records.AB,
+                        f"{ab_record['baseline']['label']}-vs-{ab_record['candidate']['label']}")
 
 
 def table(ab_record: dict):
@@ -660,7 +658,7 @@ def markdown(ab_record: dict) -> str:
     from backprop_bench.formatting import markdown as markdown_table
 
     shown = table(ab_record)
-    order = {verdict: i for i, verdict in enumerate(VERDICTS)}
+    order = {verdict: i for i, verdict in enumerate(records.VERDICTS)}
     shown = shown.iloc[shown["verdict"].map(order).argsort(kind="stable")]
     changed, unchanged = shown[shown["verdict"].isin(CHANGED)], shown[~shown["verdict"].isin(CHANGED)]
     parts = [f"**backprop-bench ab**: baseline `{ab_record['baseline']['label']}`, candidate "
@@ -675,7 +673,7 @@ def markdown(ab_record: dict) -> str:
 
 
 def summary(ab_record: dict) -> str:
-    counts = {v: sum(r["verdict"] == v for r in ab_record["benchmarks"]) for v in VERDICTS}
+    counts = {v: sum(r["verdict"] == v for r in ab_record["benchmarks"]) for v in records.VERDICTS}
     return (f"{counts['regression']} regression(s), {counts['improvement']} improvement(s), "
             f"{counts['slower'] + counts['faster']} under the threshold (slower or faster), "
             f"{counts['inconclusive']} inconclusive among {len(ab_record['benchmarks'])} benchmarks")

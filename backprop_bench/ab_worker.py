@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 TIMING = Path(__file__).resolve().with_name("timing.py")
-WARM_S = 0.1  # a first training this long is its own warm-up (see Worker.load)
+WARM_S = 0.1  # a first training this long is its own warm-up (see Server.load)
 
 
 LEGACY_PACKAGES = ("numpy", "torch", "jax", "jaxlib")  # a side from before base.Framework named its packages
@@ -82,7 +82,7 @@ def _opt_in(backend) -> bool:
     return getattr(backend, "opt_in", backend.variant == "compile")  # before Backend.opt_in: torch's compile
 
 
-class Worker:
+class Server:
     """Answers requests: `load` a benchmark (warmed up and checked), `time` n trainings of it."""
 
     def __init__(self, root: Path, device: str):
@@ -139,7 +139,7 @@ def main(root: str, device: str) -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # framework chatter must not corrupt the replies
     sys.path[0] = root  # instead of this file's folder
-    worker = Worker(Path(root), device)
+    worker = Server(Path(root), device)
     replies.write(json.dumps({"benchmarks": list(worker.benchmarks), "versions": versions(worker.backends)}) + "\n")
     for line in sys.stdin:
         replies.write(json.dumps(worker.answer(json.loads(line))) + "\n")

@@ -22,17 +22,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-
-from backprop_bench import ab, report, store
+from backprop_bench import ab
 from backprop_bench.ab import AbError
-from backprop_bench.errors import UserError
 from backprop_bench.formatting import seconds_text
+from backprop_bench.store import records
 
-FOLDER = "bisect"
 MEASUREMENTS = 3          # comparisons of one commit at most, each adding its blocks to the last
 SECONDS_PER_STEP = 20.0   # the default budget of one comparison, start-up included
-SCHEMA = 1
 
 
 class BisectError(AbError):
@@ -64,8 +60,8 @@ class Bisection:
 
     def compare(self, baseline: str, candidate: str) -> dict:
         """One `ab` comparison on the benchmark: its row (progress lines kept out of the bisection's output)."""
-        found = ab.run(baseline, candidate, threshold=self.threshold, only=[self.name], budget=self.budget,
-                       processes=self.processes, here=self.repo, stream=io.StringIO())
+        found = ab.compare_sides(baseline, candidate, threshold=self.threshold, only=[self.name],
+                                 budget=self.budget, processes=self.processes, here=self.repo, stream=io.StringIO())
         rows = found["benchmarks"]
         if len(rows) != 1:
             names = ", ".join(row["name"] for row in rows)
@@ -139,8 +135,8 @@ class Bisection:
         return min(untested, key=lambda i: (abs(i - middle), i))
 
 
-def run(good: str, bad: str, name: str, *, threshold: float = 0.05, budget: float | None = None,
-        processes: int = ab.PROCESSES, here: Path | None = None, out=sys.stdout) -> dict:
+def search(good: str, bad: str, name: str, *, threshold: float = 0.05, budget: float | None = None,
+           processes: int = ab.PROCESSES, here: Path | None = None, out=sys.stdout) -> dict:
     """Bisect GOOD..BAD on the benchmark `name`; the record of it (steps, first bad commit, the ratio across it)."""
     repo = ab.checkout_root(here or Path.cwd())
     ab.check_processes(processes)
@@ -169,7 +165,7 @@ def finish(bisection: Bisection, good: str, bad: str) -> dict:
     last_good_index = left[0] - 1
     last_good = bisection.good if last_good_index < 0 else bisection.commits[last_good_index][0]
     across = bisection.compare(last_good, first_bad[0])
-    return {"backprop_bench_bisect": SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
+    return {"backprop_bench_bisect": records.BISECT_SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
             "machine_info": ab.machine_info(), "good": good, "bad": bad, "benchmark": bisection.name,
             "threshold": bisection.threshold, "commits": len(bisection.commits), "steps": bisection.steps,
             "first_bad": {"commit": first_bad[0], "subject": first_bad[1]},
@@ -193,33 +189,6 @@ def summary(record: dict) -> str:
 
 def save(record: dict, results: Path) -> Path:
     """Save as <results>/bisect/NNNN_<good>-<bad>.json."""
-    return ab.save(record, results / FOLDER, f"{record['good']}-{record['bad']}")
+    return records.save(record, results / records.BISECT, f"{record['good']}-{record['bad']}")
 
 
-def load(results: Path) -> pd.DataFrame:
-    """Every bisection saved under <results>/bisect/, one row each, newest last; a malformed record is skipped
-    with one warning (a shared results folder is untrusted input)."""
-    rows = report.read_records(results / FOLDER, lambda path, record: [_row(path, record)])
-    frame = pd.DataFrame(rows, columns=["record", "datetime", "machine", "good", "bad", "benchmark", "threshold",
-                                        "first_bad", "subject", "candidates", "steps", "ratio", "ci_low", "ci_high"])
-    frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
-    return frame.sort_values("datetime", kind="stable")
-
-
-def _row(path: Path, record) -> dict:
-    if not isinstance(record, dict) or record.get("backprop_bench_bisect") != SCHEMA:
-        raise UserError("not a backprop-bench bisect record")
-    report._validate_machine_info(record["machine_info"])
-    for key in ("good", "bad", "benchmark", "datetime"):
-        report._expect(record, key, str, "record", required=True)
-    first, across = record["first_bad"], record["across"]
-    for key in ("commit", "subject"):
-        report._expect(first, key, str, "first_bad", required=True)
-    if not (isinstance(record["steps"], list) and isinstance(record["candidates"], list)
-            and all(isinstance(sha, str) for sha in record["candidates"])):
-        raise UserError("steps and candidates must be lists (candidates of commit ids)")
-    return {"record": path.stem, "datetime": record["datetime"],
-            "machine": store.machine_label(store.machine_of(record["machine_info"])), "good": record["good"],
-            "bad": record["bad"], "benchmark": record["benchmark"], "threshold": float(record["threshold"]),
-            "first_bad": first["commit"], "subject": first["subject"], "candidates": len(record["candidates"]),
-            "steps": len(record["steps"]), **{key: float(across[key]) for key in ("ratio", "ci_low", "ci_high")}}

@@ -21,17 +21,18 @@ from backprop_bench import (
     ab,
     backends,
     bisection,
+    check,
+    compare,
     formatting,
     history,
     noise,
-    page,
-    plots,
-    regress,
+    plot,
     report,
     store,
     train,
 )
 from backprop_bench.errors import UserError
+from backprop_bench.store import records, suite_runs
 
 EXIT_NOT_SAVED = 4  # the work is done and shown, but its record could not be saved (as the suite's own save)
 
@@ -148,16 +149,16 @@ def chosen_places(args) -> tuple[Path, Path | None]:
     return results, output
 
 
-def add_report_parsers(commands) -> None:
+def add_run_parsers(commands) -> None:
     results, output = shared_options()
-    p = commands.add_parser("compare", parents=[results, output], epilog=report.COLUMNS,
+    p = commands.add_parser("compare", parents=[results, output], epilog=compare.COLUMNS,
                             formatter_class=argparse.RawDescriptionHelpFormatter,
                             help="saved runs' backends side by side, per workload, a column group per run")
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="run number, id or JSON path; several are shown side by side "
                         "(default: the latest complete run)")
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="(default table)")
-    p.add_argument("--normalize", choices=regress.NORMALIZE,
+    p.add_argument("--normalize", choices=check.NORMALIZE,
                    help="show each time relative to its own run's NumPy backend or matmul calibration "
                         "(needed for runs of different machines)")
     p.add_argument("--plot", action="store_true", help="also draw each run's figures, as `plot` does")
@@ -174,7 +175,7 @@ def add_report_parsers(commands) -> None:
     p.add_argument("--threshold", default="5%", help="slow-down that counts, e.g. 5%% (default) or 0.05")
     p.add_argument("--alpha", type=float, default=0.01,
                    help="significance level of the Mann-Whitney U test, between 0 and 1 (default 0.01)")
-    p.add_argument("--normalize", choices=regress.CHECK_BY, default="reference",
+    p.add_argument("--normalize", choices=check.CHECK_BY, default="reference",
                    help="each time relative to, in its own run: its reference (the C loop for the presets, the "
                         "fastest matmul calibration otherwise; the default, as history), the NumPy backend, the "
                         "matmul calibration, or none (raw seconds)")
@@ -197,7 +198,7 @@ calibration for the rest), so that the machine's own drift cancels; see docs/reg
 def run_history(args) -> int:
     threshold = parse_threshold(args.threshold)
     results = store.results_dir(args.results)
-    rows, points = history.history(report.load_runs(results=results), args.only, threshold)
+    rows, points = history.history(suite_runs.load_runs(results=results), args.only, threshold)
     print(f"{rows['benchmark'].nunique()} benchmarks over {rows['run'].nunique()} saved runs of this machine, "
           f"steps past {threshold:.0%} holding at least {history.MIN_SEGMENT} runs:")
     print(history.table(points), end="")
@@ -207,30 +208,30 @@ def run_history(args) -> int:
     return 1 if slower else 0
 
 
-def add_page_parser(commands) -> None:
+def add_report_parser(commands) -> None:
     results, output = shared_options(written="<results>/pages/<run>.html")
     p = commands.add_parser("report", parents=[results, output],
                             help="write one self-contained HTML page of saved runs")
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="run number, id or JSON path; several are shown side by side "
                         "(default: the latest complete run)")
-    p.set_defaults(run=run_page)
+    p.set_defaults(run=run_report)
 
 
-def run_page(args) -> int:
+def run_report(args) -> int:
     """Write the page of the chosen runs beside the history of every saved run.
 
     Nothing is written when anything is wrong.
     """
     results, output = chosen_places(args)
     with warnings.catch_warnings():  # load_runs below reads every file again and warns of each bad one once
-        warnings.simplefilter("ignore", report.SkippedRun)
-        chosen, runs = report.load(args.runs or [None], results)
-    frame = report.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
-    text = page.build(frame, list(dict.fromkeys(runs)), report.load_comparisons(results),
-                      report.load_comparisons(results, "noise"), bisection.load(results))
+        warnings.simplefilter("ignore", store.SkippedRun)
+        chosen, runs = suite_runs.load(args.runs or [None], results)
+    frame = suite_runs.load_runs(store.run_files(results) + [Path(path) for path in chosen["path"].unique()], results)
+    text = report.build(frame, list(dict.fromkeys(runs)), records.load_comparisons(results),
+                        records.load_comparisons(results, records.NOISE), records.load_bisections(results))
     if output is None:
-        output = page.default_output(results, runs)  # derived from the runs: replaced on every call
+        output = report.default_output(results, runs)  # derived from the runs: replaced on every call
         store.check_writable(output.parent)
     store.write_output(output, text)
     print(f"wrote {output} ({len(text.encode()) / 1e6:.1f} MB)")
@@ -249,21 +250,21 @@ def parse_threshold(text: str) -> float:
 
 def run_compare(args) -> int:
     results, output = chosen_places(args)
-    frame, runs = report.load(args.runs or [None], results)
+    frame, runs = suite_runs.load(args.runs or [None], results)
     runs = list(dict.fromkeys(runs))
     firsts = frame.drop_duplicates("run").set_index("run").loc[runs]
     several_machines = firsts["machine"].nunique() > 1
     if several_machines and args.normalize is None and args.format is not None:
         # Absolute times of two machines side by side mix the machines' speed with the code's.
         raise UsageError(f"the runs come from different machines ({', '.join(firsts['machine'].unique())}); "
-                         f"show each time relative to its own run with --normalize {'|'.join(regress.NORMALIZE)}")
+                         f"show each time relative to its own run with --normalize {'|'.join(check.NORMALIZE)}")
     tables = {}
     for run in runs:
-        tables[report.run_label(run, several_machines)] = table = report.comparison(frame, run, args.normalize)
+        tables[suite_runs.run_label(run, several_machines)] = table = compare.comparison(frame, run, args.normalize)
         if table.empty:
             raise UserError(f"run {run} holds no training benchmarks")
     if args.format is not None:
-        text = report.render(tables, args.format, args.normalize)
+        text = compare.render(tables, args.format, args.normalize)
         if args.format != "csv":
             text = _compare_header(firsts, tables, args.normalize) + f"\n{text}"
         if output is not None:
@@ -274,7 +275,7 @@ def run_compare(args) -> int:
     for run, table in zip(runs, tables.values()) if args.plot else ():
         folder = results / "plots" / (Path(run).with_suffix("").name if Path(run).is_absolute() else run)
         store.check_writable(folder)
-        for path in plots.plot(table, frame[frame["run"] == run], folder):
+        for path in plot.draw(table, frame[frame["run"] == run], folder):
             print(f"wrote {path} (and .svg)")
     return 0
 
@@ -296,25 +297,25 @@ def run_check(args) -> int:
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1 (exclusive), got {args.alpha}")
     results = store.results_dir(args.results)
-    frame, [baseline, current] = report.load([args.baseline, args.against], results)
+    frame, [baseline, current] = suite_runs.load([args.baseline, args.against], results)
     if baseline == current:
         raise UserError(f"--baseline and --against both name run {current}; name two different runs")
     spread = None
     if args.normalize == "reference":  # every saved run of the two machines: how far each benchmark moves on its own
-        with warnings.catch_warnings():  # report.load warned of each unreadable file already
-            warnings.simplefilter("ignore", report.SkippedRun)
-            saved = report.load_runs(latest_runs(results, frame), results)
-        spread = regress.run_to_run([saved, frame], list(frame["machine_id"].unique()))
-    table = regress.check(frame, baseline, current, threshold, args.alpha, args.normalize, spread)
+        with warnings.catch_warnings():  # suite_runs.load warned of each unreadable file already
+            warnings.simplefilter("ignore", store.SkippedRun)
+            saved = suite_runs.load_runs(latest_runs(results, frame), results)
+        spread = check.run_to_run([saved, frame], list(frame["machine_id"].unique()))
+    table = check.regressions(frame, baseline, current, threshold, args.alpha, args.normalize, spread)
     unit = {"none": "seconds", "reference": "reference units (seconds where a run has no reference)"}.get(
         args.normalize, "relative to " + args.normalize)
     print(f"baseline {baseline}, current {current}: medians in {unit}, threshold {threshold:.0%}, alpha {args.alpha}")
     for run in (baseline, current):
         if status := frame.loc[frame["run"] == run, "status"].iloc[0]:
             print(f"note: run {run} is {status}")
-    print("setup changes: " + (", ".join(regress.setup_changes(frame, baseline, current)) or "none"))
+    print("setup changes: " + (", ".join(check.setup_changes(frame, baseline, current)) or "none"))
     print(drift_line(frame, baseline, current, threshold))
-    for side, names in regress.unshared(frame, baseline, current).items():
+    for side, names in check.unshared(frame, baseline, current).items():
         if names:
             print(f"only in {side} ({len(names)}, not compared): {', '.join(names)}")
     print(table.to_string(index=False, na_rep="?", formatters={
@@ -322,7 +323,7 @@ def run_check(args) -> int:
         "machine": "{:.2f}x".format, "spread": lambda v: f"{100 * v:.1f}%"}))
     print("machine: how far the benchmark's reference moved between the runs (current / baseline); spread: how far "
           f"its ratio moves between two runs of unchanged code here (one standard deviation, from the saved runs of "
-          f"this machine; ? under {regress.MIN_RUNS} runs); a change counts past {regress.SPREAD_Z:.0f} of them")
+          f"this machine; ? under {check.MIN_RUNS} runs); a change counts past {check.SPREAD_Z:.0f} of them")
     counts = table["verdict"].value_counts()
     print(f"{counts.get('regression', 0)} regression(s), {counts.get('improvement', 0)} improvement(s), "
           f"{counts.get('undecided', 0)} undecided among {len(table)} benchmarks in both runs")
@@ -332,11 +333,11 @@ def run_check(args) -> int:
 
 
 def latest_runs(results: Path, frame) -> list[Path]:
-    """The latest regress.SPREAD_RUNS saved runs in the folder of each run of `frame` (a folder per machine)."""
+    """The latest check.SPREAD_RUNS saved runs in the folder of each run of `frame` (a folder per machine)."""
     folders = {Path(path).resolve().parent for path in frame["path"]}
     files = store.run_files(results)
     return [path for folder in folders
-            for path in [p for p in files if p.resolve().parent == folder][-regress.SPREAD_RUNS:]]
+            for path in [p for p in files if p.resolve().parent == folder][-check.SPREAD_RUNS:]]
 
 
 CHECK_EXIT = """exit status: 0 no regression, 1 a regression, 2 a bad argument,
@@ -425,11 +426,11 @@ def run_bisect(args) -> int:
     """Bisect, print each step and the end, then save the record."""
     threshold = parse_threshold(args.threshold)
     results = store.results_dir(args.results)
-    store.check_writable(results / bisection.FOLDER)
+    store.check_writable(results / records.BISECT)
     try:
         with ab.sigterm_as_interrupt():
-            found = bisection.run(args.good, args.bad, args.only, threshold=threshold, budget=args.budget,
-                               processes=args.processes)
+            found = bisection.search(args.good, args.bad, args.only, threshold=threshold, budget=args.budget,
+                                     processes=args.processes)
     except KeyboardInterrupt:
         print("backprop-bench: bisect interrupted; workers ended, temporary worktrees removed, nothing saved",
               file=sys.stderr)
@@ -452,11 +453,11 @@ def run_ab(args) -> int:
     """Compare, show the table, then save the record."""
     threshold = parse_threshold(args.threshold)
     results, output = chosen_places(args)  # the output checked before minutes of timing, not after
-    store.check_writable(results / "ab")
+    store.check_writable(results / records.AB)
     try:
-        found = ab.run(args.baseline, args.candidate, threshold=threshold, only=args.only, budget=args.budget,
-                       device=args.device, baseline_python=args.baseline_python,
-                       candidate_python=args.candidate_python, processes=args.processes)
+        found = ab.compare_sides(args.baseline, args.candidate, threshold=threshold, only=args.only,
+                                 budget=args.budget, device=args.device, baseline_python=args.baseline_python,
+                                 candidate_python=args.candidate_python, processes=args.processes)
     except KeyboardInterrupt:
         print("backprop-bench: ab interrupted; workers ended, temporary worktrees removed, nothing saved",
               file=sys.stderr)
@@ -477,9 +478,9 @@ def run_noise(args) -> int:
     """A/A of the working tree; its table shown first, then saved under <results>/noise/."""
     threshold = parse_threshold(args.threshold)
     results, output = chosen_places(args)
-    store.check_writable(results / noise.FOLDER)
+    store.check_writable(results / records.NOISE)
     try:
-        found = noise.run(args.budget, threshold, args.only, args.device, args.processes)
+        found = noise.measure(args.budget, threshold, args.only, args.device, args.processes)
     except KeyboardInterrupt:
         print("backprop-bench: noise interrupted; workers ended, nothing saved", file=sys.stderr)
         return exit_interrupted()
@@ -528,7 +529,7 @@ def show_then_save(text: str, output: Path | None, save) -> int:
 
 def drift_line(frame, baseline: str, current: str, threshold: float) -> str:
     """How far the machine moved between the runs, and what to use when that is more than the threshold."""
-    drift = regress.machine_drift(frame, baseline, current)
+    drift = check.machine_drift(frame, baseline, current)
     if drift is None:
         return "machine drift: unknown (a run has no matmul calibration)"
     line = f"machine drift: the matmul calibration took {drift:.2f}x the baseline's time"
@@ -551,8 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train.add_parser(commands)
     commands.add_parser("backends", help="list the backends, their variants and devices").set_defaults(run=run_backends)
-    add_report_parsers(commands)
-    add_page_parser(commands)
+    add_run_parsers(commands)
+    add_report_parser(commands)
     add_ab_parser(commands)
     with printable_output():
         return _run(parser, argv)
@@ -563,7 +564,7 @@ def _run(parser: Parser, argv: list[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
         with warnings.catch_warnings():
-            warnings.simplefilter("always", report.SkippedRun)
+            warnings.simplefilter("always", store.SkippedRun)
             warnings.showwarning = lambda message, *_: print(f"backprop-bench: warning: {message}", file=sys.stderr)
             status = args.run(args)
         sys.stdout.flush()  # a full disk or closed pipe shows here, not as a traceback at exit

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import store
+from backprop_bench.compare import calibration_rows, setup_diff
 from backprop_bench.errors import UserError
 from backprop_bench.formatting import seconds_text
-from backprop_bench.report import calibration_rows, setup_diff
 
 MIN_SEGMENT = 5      # runs on each side of a change point
 ALPHA = 0.01         # 5 runs against 5 reach p = 0.008 only when every run of one side is slower

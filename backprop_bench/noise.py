@@ -18,8 +18,8 @@ import numpy as np
 
 from backprop_bench import ab
 from backprop_bench.formatting import percent_text
+from backprop_bench.store import records
 
-FOLDER = "noise"  # under <results>: numbered records, like ab's
 POWER = 0.8
 
 
@@ -31,11 +31,11 @@ def spreads(row: dict) -> dict:
             "within_block": float(np.mean(within)) if within else math.nan}
 
 
-def run(budget: float | None, threshold: float, only: list[str], device: str, processes: int,
-        stream=sys.stderr) -> dict:
+def measure(budget: float | None, threshold: float, only: list[str], device: str, processes: int,
+            stream=sys.stderr) -> dict:
     """The A/A record of the working tree, each benchmark with its spreads and its smallest flagged change."""
-    found = ab.run(None, None, threshold=threshold, only=only, budget=budget, device=device, processes=processes,
-                   stream=stream)
+    found = ab.compare_sides(None, None, threshold=threshold, only=only, budget=budget, device=device,
+                             processes=processes, stream=stream)
     for row in found["benchmarks"]:
         row.update(spreads(row), smallest_flagged=ab.smallest_flagged(row["se"], row["blocks"], threshold, POWER))
     return {**found, "backprop_bench_noise": 1, "power": POWER}
@@ -43,7 +43,7 @@ def run(budget: float | None, threshold: float, only: list[str], device: str, pr
 
 def save(record: dict, results: Path) -> Path:
     """Save as <results>/noise/NNNN_<commit or working-tree>.json, numbered, never replacing one."""
-    return ab.save(record, results / FOLDER, record["candidate"]["label"])
+    return records.save(record, results / records.NOISE, record["candidate"]["label"])
 
 
 def table(record: dict):

@@ -1,638 +1,545 @@
-"""Saved benchmark runs as one pandas table, side-by-side comparisons, plots and regression checks.
+"""One self-contained HTML page of saved runs: what `backprop-bench report` writes.
 
-A run is one JSON file that `pytest --benchmark-only` saved under results/. Files that
-are not such runs are skipped with a warning naming them, never changed.
+The figures are plotly's: one copy of plotly.js is written into the page and every figure
+is a JSON spec beside it, so the page opens offline from disk with hover, zoom, log axes
+and error bars, and nothing is fetched. The overview grid is a plain HTML table.
+
+Run files may come from anyone (a colleague's laptop, a CI artifact), so every string
+they supply is inert on the page: `inert` is the one escaping rule. HTML is built with it;
+every figure leaves through `_figure`, which applies it to each string of the figure's
+spec (plotly draws text, names, hover and category labels as HTML, and decodes the
+entities back into plain text), and element ids are made here, never from a run's text.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import hashlib
+import html
 import re
-import sys
-import warnings
 from collections.abc import Callable
-from dataclasses import fields
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from backprop_bench import backends, store
+from backprop_bench import backends, compare, history
 from backprop_bench.errors import UserError
-from backprop_bench.formatting import markdown, seconds_text, significant
-from backprop_bench.timing import BenchmarkId
+from backprop_bench.formatting import percent_text, seconds_text, significant
+from backprop_bench.store import suite_runs
 
-STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "total"]
-# `ab`'s verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
-VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusive")
-# extra_info keys the readers compute with, and the types they must have.
-NUMBERS = ("epochs", "epoch_flops", "gflops", "time_per_epoch_s", "first_call_s", "first_setup_s", "setup_s",
-           "compile_s", "peak_memory_bytes",
-           "working_set_bytes", "samples", "flops", "lr", "final_loss")
-IDENTITY = tuple(field.name for field in fields(BenchmarkId))  # a training benchmark's, saved in extra_info
-TEXTS = ("backend", "variant", "device", "dtype", "workload", "activation", "init", "compiles_in", "handwritten")
+SECTIONS = {"run": "The run", "overview": "Overview", "workloads": "Per workload", "sweep": "Size sweep",
+            "memory": "Memory", "history": "History"}
+FAMILIES = (*backends.BACKENDS, "reference")  # the grid's column order: NumPy, the frameworks, the references
+CSS = Path(__file__).with_name("page.css")
 
 
-class SkippedRun(UserWarning):
-    """A file under results/ that is not a readable benchmark run."""
+def build(frame: pd.DataFrame, runs: list[str], comparisons: pd.DataFrame, noise: pd.DataFrame | None = None,
+          bisections: pd.DataFrame | None = None) -> str:
+    """The page of `runs` (run ids of `frame`); runs of several machines are shown normalized, side by side."""
+    tables = {run: _table(frame, run) for run in runs}
+    for run, table in tables.items():
+        if table.empty:
+            raise UserError(f"run {run} holds no training benchmarks")
+    machines = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")["machine"]
+    normalized = machines.nunique() > 1
+    sections = {
+        "run": _header(frame, runs, machines, normalized),
+        "overview": _overview(tables, machines),
+        "workloads": _workloads(tables, machines, normalized),
+        "sweep": _sweep(tables, machines, normalized),
+        "memory": _memory(tables, machines),
+        "history": _history(frame, runs, machines) + _ab(comparisons) + _bisections(bisections) + _noise(noise),
+    }
+    import plotly.offline
+
+    title = f"backprop-bench: {', '.join(_label(run, machines, several=False) for run in runs)}"
+    nav = " ".join(f'<a href="#{key}">{name}</a>' for key, name in SECTIONS.items())
+    body = "\n".join(f'<section id="{key}"><h2>{SECTIONS[key]}</h2>\n{content}</section>'
+                     for key, content in sections.items())
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{inert(title)}</title>\n'
+            f"<style>{CSS.read_text()}</style>\n<script>{plotly.offline.get_plotlyjs()}</script></head>\n"
+            f"<body><header><h1>{inert(title)}</h1><nav>{nav}</nav></header>\n<main>{body}</main></body></html>\n")
 
 
-def _setup(info: dict) -> dict:
-    """What can change speed on the same machine: framework versions, BLAS, thread and XLA settings."""
-    suite = info.get("backprop_bench") or {}
-    setup = {k: suite[k] for k in ("python", *backends.BACKENDS, "numpy_blas") if k in suite}
-    setup.update({f"${k}": v for k, v in (suite.get("env") or {}).items()})
-    return setup
+def inert(text) -> str:
+    """Text from a run file as the page must hold it: shown as written, never read as markup.
+
+    The quote as a numeric entity: plotly decodes those in figure text, but not `&quot;`.
+    """
+    return html.escape(str(text)).replace("&quot;", "&#34;")
 
 
-def _hardware(info: dict) -> dict:
-    """What the run ran on: CPU, cores, GPU (as store.machine_of reads them, the driver where recorded),
-    and the threads and devices the frameworks used."""
-    suite, machine = info.get("backprop_bench", {}) or {}, store.machine_of(info)
-    hardware = {"cpu": machine["cpu"], "cores": machine["cores"], "gpu": suite.get("gpu_driver") or machine["gpu"],
-                "torch threads": suite.get("torch_threads"),
-                "jax devices": ", ".join(suite.get("jax_devices", []) or []) or None}
-    return {key: value for key, value in hardware.items() if value and value != "?"}
+TEMPLATES = ("hovertemplate", "texttemplate")  # written here: markup and %{field}s, never a run's text
 
 
-def _is_number(value) -> bool:
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an integer of hundreds of digits
-        return False
-
-
-def _expect(mapping: dict, key: str, kind, where: str, required: bool = False) -> None:
-    if key not in mapping or (mapping[key] is None and not required):
-        if required:
-            raise UserError(f"{where} lacks {key!r}")
-        return
-    if not isinstance(mapping[key], kind):
-        raise UserError(f"{where}.{key} is a {type(mapping[key]).__name__}, not a {kind.__name__}")
-
-
-def validate(run) -> None:
-    """Raise ValueError naming the first thing that makes `run` unreadable as a pytest-benchmark run."""
-    if not isinstance(run, dict) or "benchmarks" not in run or "machine_info" not in run:
-        raise UserError("not a pytest-benchmark run")
-    _expect(run, "machine_info", dict, "run", required=True)
-    _expect(run, "commit_info", dict, "run")
-    _expect(run.get("commit_info") or {}, "id", str, "commit_info")
-    _expect(run, "benchmarks", list, "run", required=True)
-    _expect(run, "backprop_bench_run", dict, "run")
-    if not _is_number((run.get("backprop_bench_run") or {}).get("wall_s", 0)):
-        raise UserError("backprop_bench_run.wall_s is not a number")
-    _validate_machine_info(run["machine_info"])
-    try:
-        datetime.fromisoformat(run["datetime"])
-    except (KeyError, TypeError, ValueError):
-        raise UserError(f"its datetime {run.get('datetime')!r} is not a date and time") from None
-    for index, bench in enumerate(run["benchmarks"]):
-        where = f"benchmarks[{index}]"
-        if not isinstance(bench, dict):
-            raise UserError(f"{where} is not an object")
-        _expect(bench, "name", str, where, required=True)
-        _expect(bench, "group", str, where)
-        _expect(bench, "stats", dict, where, required=True)
-        _expect(bench, "extra_info", dict, where)
-        stats, extra = bench["stats"], bench.get("extra_info") or {}
-        if not (_is_number(stats.get("median")) and stats["median"] > 0):
-            raise UserError(f"{bench['name']}: median {stats.get('median')!r} is not a positive number")
-        data = stats.get("data")
-        if data is not None and not (isinstance(data, list) and data and all(_is_number(t) and t >= 0 for t in data)):
-            raise UserError(f"{bench['name']}: its round timings are not a list of numbers")
-        for key in [k for k in STATS if k in stats and stats[k] is not None] + [k for k in NUMBERS if k in extra]:
-            value = stats.get(key, extra.get(key))
-            if value is not None and not _is_number(value):
-                raise UserError(f"{bench['name']}: {key} {value!r} is not a number")
-        for key in TEXTS:
-            _expect(extra, key, str, f"{bench['name']}.extra_info")
-        for text in [bench["name"], bench.get("group") or ""] + [extra.get(key) or "" for key in TEXTS]:
-            if "\n" in text or "\r" in text:
-                raise UserError(f"{bench['name']!r}: a name or label with a line break")
-        if extra.get("workload") is not None and not (
-                "[" in bench["name"] and _is_number(extra.get("epochs")) and extra["epochs"] > 0):
-            raise UserError(f"{bench['name']}: a training benchmark needs a name 'workload[case]' and its epochs")
-        if extra.get("workload") is not None and (missing := [key for key in IDENTITY if not extra.get(key)]):
-            raise UserError(f"{bench['name']}: a training benchmark needs its identity in extra_info; "
-                            f"it lacks {', '.join(missing)}")
-
-
-def _validate_machine_info(info) -> None:
-    """Raise ValueError unless `info` has the shape store.machine_of and the page read (runs and `ab` records)."""
-    if not isinstance(info, dict):
-        raise UserError(f"machine_info is a {type(info).__name__}, not a dict")
-    for key in ("cpu", "backprop_bench"):
-        _expect(info, key, dict, "machine_info")
-    for key in ("env", "machine"):
-        _expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
-    suite = info.get("backprop_bench") or {}
-    for key in ("node", "cpu"):
-        _expect(suite.get("machine") or {}, key, str, "machine_info.backprop_bench.machine")
-    _expect(suite, "jax_devices", list, "machine_info.backprop_bench")
-    if not all(isinstance(d, str) for d in suite.get("jax_devices") or []):
-        raise UserError("machine_info.backprop_bench.jax_devices holds something other than text")
-
-
-# A JSON escape of a UTF-16 surrogate: the text can hold a lone one, which no file or terminal can show.
-SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _invalid_text(value, where: str = "") -> str | None:
-    """Where in `value` (parsed JSON) a string holds a lone surrogate, e.g. 'machine_info.node'; None if nowhere."""
+def _inert_spec(value, key: str = ""):
+    """A figure's spec with `inert` applied to every string but the templates written here."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return where or "the file"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found = _invalid_text(key, f"{where} key") or _invalid_text(item, f"{where}.{key}".lstrip("."))
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _invalid_text(item, f"{where}[{index}]"):
-                return found
-    return None
-
-
-def read_json(path: Path):
-    """A saved file's JSON; ValueError saying why when it cannot be read, or holds text that is not Unicode."""
-    try:
-        text = path.read_text()
-        value = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
-        raise UserError(getattr(err, "strerror", None) or err) from None
-    except RecursionError:
-        raise UserError("nested too deeply") from None
-    if SURROGATE_ESCAPE.search(text) and (where := _invalid_text(value)):
-        raise UserError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
+        return value if key in TEMPLATES else inert(value)
+    if isinstance(value, dict):
+        return {k: _inert_spec(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype.kind in "OUS"):
+        return [_inert_spec(v, key) for v in value]
     return value
 
 
-def _parse(path: Path) -> dict:
-    """The run in `path`; ValueError saying why when it is not a readable run."""
-    run = read_json(path)
-    validate(run)
-    return store.migrate_run(run)
+def _element_id(name: str) -> str:
+    """An HTML id for a figure: letters, digits and dashes only, with a digest where a name had to be changed."""
+    slug = re.sub(r"[^A-Za-z0-9-]+", "-", name)
+    return slug if slug == name else f"{slug}-{hashlib.sha1(name.encode('utf-8', 'replace')).hexdigest()[:8]}"
 
 
-def _read(path: Path) -> dict | None:
-    """The run in `path`, or None after a one-line warning when it is not a readable run."""
-    try:
-        return _parse(path)
-    except ValueError as err:
-        warnings.warn(f"skipping {path}: {err}", SkippedRun, stacklevel=3)
-        return None
+def _table(frame: pd.DataFrame, run: str) -> pd.DataFrame:
+    """compare.comparison of the run, with the machine's matmul rate beside each row."""
+    table = compare.comparison(frame, run)
+    table["machine_gflops"] = table["gflops"] / table["of_machine"]
+    return table
 
 
-def _run_id(path: Path, results: Path) -> str:
-    """machine-folder/NNNN_commit_date for a run under results/ (unique there), else its path."""
-    try:
-        return str(path.resolve().relative_to(results.resolve()).with_suffix(""))
-    except ValueError:
-        return str(path)
+def _label(run: str, machines: pd.Series, several: bool = True) -> str:
+    """'box/0003' for a run; with its machine where runs of several machines are shown."""
+    short = suite_runs.run_label(run, with_machine=True)
+    return f"{short} on {machines[run]}" if several and machines.nunique() > 1 else short
 
 
-def run_status(run: dict) -> str:
-    """'' for a complete run of the whole suite, else what it lacks, e.g. 'incomplete: interrupted, 3 of 6 ran'."""
-    status = run.get("backprop_bench_run") or {}
-    if status.get("complete") is False:
-        counted = f", {status['ran']} of {status['collected']} ran" if "ran" in status and "collected" in status else ""
-        return f"incomplete: {status.get('why', 'ended early')}{counted}"
-    return f"partial: {status['partial']}" if status.get("partial") else ""
+def _how(text: str) -> str:
+    return f'<p class="how"><b>How to read this:</b> {text}</p>\n'
 
 
-def load_runs(paths: list[Path] | None = None, results: Path | None = None) -> pd.DataFrame:
-    """Every benchmark of every run as one tidy row: run, machine, commit, datetime, names, stats, extra info.
+def _columns(tables: dict) -> list[str]:
+    names = pd.concat([t["case"] for t in tables.values()]).unique()
+    return sorted(names, key=lambda c: (next((i for i, f in enumerate(FAMILIES) if c.startswith(f)), 9), c))
 
-    `paths` default to every run file under `results` (default: store.results_dir()).
-    `data` holds the raw round timings in seconds where the run saved them; `status` is
-    run_status's text.
-    """
-    results = store.results_dir() if results is None else results
-    rows, seen = [], set()
-    for path in map(Path, store.run_files(results) if paths is None else paths):
-        if path.resolve() in seen or (run := _read(path)) is None:
+
+def _colours(tables: dict) -> dict:
+    """One colour per backend-variant, the same in every figure."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return {column: palette[i % len(palette)] for i, column in enumerate(_columns(tables))}
+
+
+def _header(frame: pd.DataFrame, runs: list[str], machines: pd.Series, normalized: bool) -> str:
+    """One column per run: machine, hardware, versions and settings, commit, date, wall time, time in timed rounds."""
+    firsts = frame[frame["run"].isin(runs)].drop_duplicates("run").set_index("run")
+    totals = frame[frame["run"].isin(runs)].groupby("run")["total"].sum(min_count=1)
+    fields = {run: {"machine": machines[run], **firsts.at[run, "hardware"], **firsts.at[run, "setup"],
+                    "commit": firsts.at[run, "commit"] or "?",
+                    "saved": firsts.at[run, "datetime"].strftime("%Y-%m-%d %H:%M UTC")
+                    if pd.notna(firsts.at[run, "datetime"]) else "?",
+                    "wall time": seconds_text(firsts.at[run, "wall_s"]) if pd.notna(firsts.at[run, "wall_s"]) else "?",
+                    "timed rounds": seconds_text(totals.get(run, np.nan)) or "?"} for run in runs}
+    keys = list(dict.fromkeys(key for values in fields.values() for key in values))
+    head = "".join(f"<th>{inert(_label(run, machines, several=False))}</th>" for run in runs)
+    rows = "".join(f"<tr><th>{inert(key)}</th>"
+                   + "".join(f"<td>{inert(str(fields[run].get(key, '')))}</td>" for run in runs) + "</tr>"
+                   for key in keys)
+    note = (f'<p class="warn">These runs come from {machines.nunique()} machines, so their absolute times are never '
+            "drawn side by side: figures show each time relative to the NumPy backend or to the matmul rate of its "
+            "own run; each run's tables keep its own absolute times.</p>\n") if normalized else ""
+    return (_how("where and how the timings were made. Settings that change speed without changing code are "
+                 "listed: framework versions, NumPy's BLAS, thread counts, $ environment variables. "
+                 "'wall time' is the whole `pytest --benchmark-only` (runs saved before it was recorded show ?); "
+                 "'timed rounds' adds up the steady-state rounds only.")
+            + note + f'<table class="facts"><tr><th></th>{head}</tr>{rows}</table>\n')
+
+
+def _colour(vs_numpy: float) -> str:
+    """Green for faster than NumPy, red for slower, white for the same; 100x is the full colour; none without NumPy."""
+    if not np.isfinite(vs_numpy):
+        return "transparent"
+    t = float(np.clip(np.log10(vs_numpy) / 2, -1, 1))
+    return f"hsl({130 if t > 0 else 5}, {65 * min(1.0, 10 * abs(t)):.0f}%, {97 - 40 * abs(t):.0f}%)"
+
+
+EMPTY = '<td class="empty">-</td>'  # a grid's cell where a run has no such benchmark
+
+
+def _grid(label: str, table: pd.DataFrame, head_cell: Callable[[str], str],
+          row_cells: Callable[[pd.DataFrame, str, list[str]], list[str]]) -> str:
+    """One run's grid: a row per workload (with its dtype), a column per backend-variant of `table`;
+    `head_cell` writes a column's head, `row_cells` a workload's cells."""
+    columns = _columns({label: table})
+    rows = [f"<tr><th>{inert(workload)} <small>{inert(group['dtype'].iloc[0])}</small></th>"
+            + "".join(row_cells(group, workload, columns)) + "</tr>"
+            for workload in compare.workload_order(table) for group in [table[table["workload"] == workload]]]
+    return (f'<div class="grid"><h3>{inert(label)}</h3><table>'
+            f'<tr><th>workload</th>{"".join(map(head_cell, columns))}</tr>{"".join(rows)}</table></div>')
+
+
+def _overview(tables: dict, machines: pd.Series) -> str:
+    grids = []
+    for run, table in tables.items():
+        references = set(table.loc[table["reference"], "case"])
+        grids.append(_grid(_label(run, machines), table,
+                           lambda c, references=references: f'<th class="reference">{inert(c)}<small>reference'
+                           f"</small></th>" if c in references else f"<th>{inert(c)}</th>", _overview_cells))
+    return (_how("each cell is how many times faster than the NumPy backend one backend-variant trains an epoch of "
+                 "that workload, measured in the same run: 2.00x is twice as fast, 0.50x half as fast. Green is "
+                 "faster than NumPy, red slower, white the same; &#9733; marks the fastest backend of each row; the "
+                 "small number is the median time per epoch. Grey italic columns are references, not backends: "
+                 "the same training in plain C or in the notebook's code, for scale, never starred.")
+            + '<div class="side">' + "".join(grids) + "</div>\n" + _autograd(tables, machines))
+
+
+def _autograd(tables: dict, machines: pd.Series) -> str:
+    """The grid of what autograd costs: per workload and autograd variant, its time over its hand-written twin's."""
+    grids = [_grid(_label(run, machines), costs,
+                   lambda c: f'<th class="autograd">{inert(c)}<small>over its handwritten</small></th>',
+                   _autograd_cells)
+             for run, table in tables.items() for costs in [table[table["autograd_cost"].notna()]] if len(costs)]
+    if not grids:
+        return ('<h3 id="autograd">What autograd costs</h3><p>No run shown has an autograd variant beside its '
+                "hand-written twin (torch eager and torch handwritten, jax jit-loop and jax handwritten).</p>\n")
+    return ('<h3 id="autograd">What autograd costs</h3>\n'
+            + _how("each cell is one autograd variant's time per epoch over its framework's hand-written variant's, "
+                   "same run, workload and device: the same training with the gradients written by hand "
+                   "(backends/handwritten.py) and nothing else changed. 1.50x: autograd takes 50% longer; under "
+                   "1.00x the hand-written variant is the slower one. Red is autograd costing time, green "
+                   "autograd winning; the small line is the same ratio for peak memory, where it was measured.")
+            + '<div class="side">' + "".join(grids) + "</div>\n")
+
+
+def _autograd_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
+    """One workload's autograd costs, each over its hand-written twin, with the same ratio of peak memory."""
+    cells, row = group.set_index("case"), []
+    for column in columns:
+        if column not in cells.index:
+            row.append(EMPTY)
             continue
-        seen.add(path.resolve())
-        rows += _rows(path, run, results)
-    return _frame(rows)
+        cell = cells.loc[column]
+        memory = f"memory {cell.autograd_memory:.2f}x" if np.isfinite(cell.autograd_memory) else ""
+        row.append(f'<td class="cell" data-workload="{inert(workload)}" data-column="{inert(column)}" '
+                   f'style="background:{_colour(1 / cell.autograd_cost)}" title="{inert(column)} on '
+                   f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                   f"{cell.autograd_cost:.2f}x<small>{memory}</small></td>")
+    return row
 
 
-def _rows(path: Path, run: dict, results: Path) -> list[dict]:
-    """One row per benchmark of a validated run."""
-    machine = store.machine_of(run["machine_info"])
-    common = {
-        "run": _run_id(path, results), "path": str(path), "machine": store.machine_label(machine),
-        "machine_id": store.machine_id(machine), "setup": _setup(run["machine_info"]),
-        "hardware": _hardware(run["machine_info"]),
-        "commit": (run.get("commit_info") or {}).get("id", ""), "datetime": run["datetime"],
-        "status": run_status(run), "wall_s": (run.get("backprop_bench_run") or {}).get("wall_s"),
-    }
-    # extra_info first: a key of its own named like a field of the row ('path', 'median') never replaces it.
-    return [{**(bench.get("extra_info") or {}), **common, "benchmark": bench["name"], "group": bench.get("group") or "",
-             **{k: bench["stats"].get(k) for k in STATS}, "data": bench["stats"].get("data")}
-            for bench in run["benchmarks"]]
-
-
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
-    return frame
-
-
-def resolve_run(frame: pd.DataFrame, run: str | None) -> str:
-    """The run id in `frame` named by a number (1, 0001), an id, a file name or a path; default the latest
-    complete run on this machine (else of any machine)."""
-    if frame.empty:
-        raise UserError("no saved runs to choose from")
-    runs = frame.drop_duplicates("run")
-    if run is None:
-        complete = runs[runs["status"] == ""]
-        if complete.empty:
-            raise UserError("every saved run is incomplete or partial; name one by its number")
-        here = complete[complete["machine_id"] == store.machine_id(store.this_machine())]
-        return (here if len(here) else complete).sort_values("datetime")["run"].iloc[-1]
-    matches = _matching(runs["path"].map(Path).tolist(), run)
-    if not matches:
-        raise UserError(f"no saved run {run!r} among {_describe(runs['path'].map(Path).tolist())}")
-    return runs.set_index("path").loc[str(matches[0]), "run"]
-
-
-def _matching(paths: list[Path], name: str) -> list[Path]:
-    """The run files that `name` (a number, 'machine/number', id, file name or path) names; this machine's
-    first when several."""
-    stem, folder, number = Path(name).stem, Path(name).parent.name, Path(name).name
-    for matches in (
-        [p for p in paths if p.resolve() == Path(name).resolve()] if name.endswith(".json") else [],
-        # Whole path components only: run 1 is not every run whose time of day ends in 1.
-        [p for p in paths if ("/" + p.with_suffix("").as_posix()).endswith("/" + name.removesuffix(".json"))],
-        [p for p in paths if p.stem == stem],
-        [p for p in paths if number.isdigit() and run_number(p) == int(number) and folder in ("", p.parent.name)],
-    ):
-        if len(matches) > 1:
-            here = [p for p in matches if p.parent.name == store.machine_id(store.this_machine())]
-            if len(here) != 1:
-                raise UserError(f"run {name!r} is ambiguous: {', '.join(map(str, matches))}; give its path")
-            return here
-        if matches:
-            return matches
-    return []
-
-
-def run_number(path: Path) -> int | None:
-    """NNNN of a run file named NNNN_..., else None."""
-    match = store.RUN_NAME.match(path.name)
-    return int(match[1]) if match else None
-
-
-def run_label(run: str, with_machine: bool = False) -> str:
-    """A short name for a run: its number ('0003'; 'box/0003' with its machine folder), else its file's stem."""
-    path = Path(run)
-    number = run_number(path.with_suffix(".json"))
-    short = f"{number:04d}" if number is not None else path.stem
-    return f"{path.parent.name}/{short}" if with_machine and number is not None else short
-
-
-def _describe(paths: list[Path]) -> str:
-    """A short account of the saved runs for an error message, however many there are."""
-    numbers = sorted(n for n in map(run_number, paths) if n is not None)
-    if not numbers:
-        return "no numbered runs"
-    shown = ", ".join(f"{n:04d}" for n in numbers) if len(numbers) <= 8 else f"{numbers[0]:04d} to {numbers[-1]:04d}"
-    return f"{len(paths)} saved run(s), numbered {shown}"
-
-
-def load(names: list[str | None], results: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Read only the runs `names` asks for (None: the latest complete run on this machine): their rows, and their ids.
-
-    A name is a run number, an id, a file name or the path of a run file anywhere.
-    """
-    files = store.run_files(results)
-    chosen, runs = [], {}  # the paths in the order named; each file's run, read once
-    for name in names:
-        if name is None:
-            path, run = _latest(files, results)
-        else:
-            path = _named(name, files, results)
-            try:
-                run = _parse(path)
-            except ValueError as err:
-                raise UserError(f"{path} is not a benchmark run this suite can read: {err}") from None
-        chosen.append(path)
-        runs.setdefault(path, run)
-    frame = _frame([row for path, run in runs.items() for row in _rows(path, run, results)])
-    return frame, [frame.loc[frame["path"] == str(path), "run"].iloc[0] for path in chosen]
-
-
-def _named(name: str, files: list[Path], results: Path) -> Path:
-    """The run file `name` names: a path to a file, else a saved run's number, id or file name."""
-    path = Path(name)
-    if name.endswith(".json") and "/" in name and not path.is_file():
-        raise UserError(f"no such run file: {path}")
-    if name.endswith(".json") and path.is_file():
-        return path
-    if matches := _matching(files, name):
-        return matches[0]
-    raise UserError(f"no saved run {name!r}: " + (f"{_describe(files)} in {results}" if files else _no_runs(results)))
-
-
-def _no_runs(results: Path) -> str:
-    """What to say, and to do, where `results` holds no saved runs."""
-    if not results.is_dir():
-        return (f"no saved runs: {results} does not exist; run this inside the backprop-bench checkout (cd into it), "
-                "or name a folder of saved runs with --results DIR")
-    return (f"no saved runs in {results}; time some with `make bench` in the checkout "
-            "(or .venv/bin/pytest --benchmark-only)")
-
-
-def _latest(files: list[Path], results: Path) -> tuple[Path, dict]:
-    """The newest complete run of the whole suite on this machine, and its file: its own folder read newest first."""
-    if not files:
-        raise UserError(_no_runs(results))
-    here = sorted((p for p in files if p.parent.name == store.machine_id(store.this_machine())),
-                  key=lambda p: run_number(p) or 0, reverse=True)
-    skipped = []
-    for path in here:
-        run = _read(path)
-        if run is None:
+def _overview_cells(group: pd.DataFrame, workload: str, columns: list[str]) -> list[str]:
+    """One workload's cells; the star goes to the fastest backend, never to a reference."""
+    cells = group.set_index("case")
+    backends = cells.loc[~cells["reference"], "time_per_epoch_s"]
+    fastest = backends.idxmin() if len(backends) else None
+    row = []
+    for column in columns:
+        if column not in cells.index:
+            row.append(EMPTY)
             continue
-        if not (status := run_status(run)):
-            if len(skipped) == 1:
-                print(f"backprop-bench: note: passing over {skipped[0][0].stem} ({skipped[0][1]}); name it to use it",
-                      file=sys.stderr)
-            elif skipped:
-                print(f"backprop-bench: note: passing over {len(skipped)} newer incomplete or partial runs, the newest "
-                      f"{skipped[0][0].stem}; name one to use it", file=sys.stderr)
-            return path, run
-        skipped.append((path, status))
-    # Runs saved by older versions sit in a folder named by platform: read them all and pick by date.
-    frame = load_runs(files, results)
-    if frame.empty:
-        raise UserError(f"no saved runs in {results} can be read; make one with: pytest --benchmark-only")
-    path = Path(frame.loc[frame["run"] == resolve_run(frame, None), "path"].iloc[0])
-    return path, _parse(path)
+        cell = cells.loc[column]
+        star = ' <span class="star" title="fastest on this workload">&#9733;</span>' if column == fastest else ""
+        kind, background = ("cell reference", "#f3f3f3") if cell.reference else ("cell", _colour(cell.vs_numpy))
+        row.append(f'<td class="{kind}" data-workload="{inert(workload)}" data-column="{inert(column)}"'
+                   f' style="background:{background}" title="{inert(column)} on '
+                   f'{inert(workload)}: {seconds_text(cell.time_per_epoch_s)} per epoch">'
+                   f"{f'{cell.vs_numpy:.2f}x' if np.isfinite(cell.vs_numpy) else 'no NumPy'}{star}"
+                   f"<small>{seconds_text(cell.time_per_epoch_s)}</small></td>")
+    return row
 
 
-def read_records(folder: Path, rows_of: Callable[[Path, object], list[dict]]) -> list[dict]:
-    """The rows `rows_of(path, parsed JSON)` makes of every record saved in `folder`, by name; a record that is
-    not a regular file or that `rows_of` refuses is skipped with one warning (shared results are untrusted)."""
-    rows = []
-    for path in sorted(folder.glob("*.json")):
-        if not path.is_file():  # a pipe or a device named like a record would hang the read
-            warnings.warn(f"skipping {path}: not a regular file", SkippedRun, stacklevel=3)
-            continue
-        try:
-            rows += rows_of(path, read_json(path))
-        except (ValueError, KeyError, TypeError, OverflowError) as err:
-            reason = f"it lacks the field {err}" if isinstance(err, KeyError) else err
-            warnings.warn(f"skipping {path}: {reason}", SkippedRun, stacklevel=3)
-    return rows
+def _figure(fig, name: str, height: int) -> str:
+    """The figure as a div and its JSON spec; plotly.js itself is in the page's head."""
+    import plotly.io
+
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+                      legend=dict(font=dict(size=11)), font=dict(size=12))
+    spec = fig.to_dict()
+    spec = {"data": _inert_spec(spec["data"]), "layout": {**spec["layout"], **_inert_spec(
+        {key: value for key, value in spec["layout"].items() if key != "template"})}}
+    return plotly.io.to_html(spec, include_plotlyjs=False, full_html=False, div_id=_element_id(f"figure-{name}"),
+                             config={"displaylogo": False, "responsive": True}, validate=False)
 
 
-def load_comparisons(results: Path, folder: str = "ab") -> pd.DataFrame:
-    """Every `ab` comparison saved under <results>/ab/ (`noise`'s A/A records: folder="noise"): one row per
-    benchmark per comparison; noise records add each benchmark's se and smallest_flagged."""
-    frame = pd.DataFrame(read_records(results / folder, _comparison_rows))
-    if not frame.empty:
-        frame["datetime"] = pd.to_datetime(frame["datetime"], errors="coerce", utc=True)
-    return frame
+def _workloads(tables: dict, machines: pd.Series, normalized: bool) -> str:
+    """Per workload: bars of time per epoch with the interquartile range, and the numbers in a table."""
+    import plotly.graph_objects as go
 
-
-def _side_label(side: dict) -> str:
-    """'HEAD (c6e72cfa8739)', or 'working tree' alone where the label already says what it is."""
-    commit = str(side["commit"])
-    return side["label"] if commit == side["label"] else f"{side['label']} ({commit[:12]})"
-
-
-def _comparison_rows(path: Path, record) -> list[dict]:
-    if (not isinstance(record, dict) or record.get("backprop_bench_ab") not in (1, 2)
-            or not isinstance(record["benchmarks"], list)):
-        raise UserError("not a backprop-bench ab record")
-    _validate_machine_info(record["machine_info"])
-    sides = {side: record[side] for side in ("baseline", "candidate")}
-    for side, info in sides.items():
-        _expect(record, side, dict, "record", required=True)
-        for key in ("label", "commit"):
-            _expect(info, key, str, side, required=True)
-    head = {"comparison": path.stem, "path": str(path), "datetime": record["datetime"],
-            "machine": store.machine_label(store.machine_of(record["machine_info"])),
-            "threshold": float(record["threshold"]),
-            **{side: _side_label(info) for side, info in sides.items()}}
-    rows = []
-    for index, bench in enumerate(record["benchmarks"]):
-        if not isinstance(bench, dict):
-            raise UserError(f"benchmarks[{index}] is not an object")
-        if bench["verdict"] not in VERDICTS:
-            raise UserError(f"unknown verdict {bench['verdict']!r}")
-        rows.append({**head, "benchmark": str(bench["name"]), "verdict": bench["verdict"], "pairs": int(bench["pairs"]),
-                     **{key: float(bench[key]) for key in ("baseline_median_s", "candidate_median_s", "ratio",
-                                                            "ci_low", "ci_high")},
-                     **{key: float(bench[key]) for key in ("se", "smallest_flagged") if key in bench}})
-    return rows
-
-
-def setup_diff(old: dict | None, new: dict | None) -> list[str]:
-    """What differs between two runs' setups, e.g. 'torch 2.12.0 -> 2.13.0': the likely cause of a change."""
-    old, new = old or {}, new or {}
-    return [f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-
-
-def calibration_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The matmul calibration benchmarks among `rows`."""
-    if "calibration" not in rows:
-        return rows.iloc[0:0]
-    return rows[rows["calibration"].fillna(False).astype(bool)]
-
-
-COMPARISON = ["workload", "architecture", "name", "time_per_epoch_s", "q1_s", "q3_s", "vs_numpy", "gflops",
-              "of_machine", "of_own_matmul", "first_call_overhead_s", "overhead_in_noise", "compile_s", "compiles_in",
-              "peak_memory_bytes", "working_set_bytes", "epoch_flops", "relative", "reference", "autograd_cost",
-              "autograd_memory", "case", "dtype"]
-OPTIONAL = ("gflops", "first_call_s", "first_setup_s", "setup_s", "compiles_in", "peak_memory_bytes",
-            "working_set_bytes", "epoch_flops", "reference", "handwritten")
-
-
-def workload_order(table: pd.DataFrame) -> list[str]:
-    """Workloads from the least to the most work per epoch (FLOPs), ties by name."""
-    work = table.groupby("workload")["epoch_flops"].max().fillna(0)
-    return sorted(work.index, key=lambda workload: (work[workload], workload))
-
-
-def workload_heading(table: pd.DataFrame, workload: str) -> str:
-    """The workload's name and what it is: 'mlp-256x64: 16-64-64-1 tanh bias float32, 256 samples, 200 epochs'."""
-    architecture = table.loc[table["workload"] == workload, "architecture"].iloc[0]
-    return workload if architecture == workload else f"{workload}: {architecture}"
-
-
-def _first_call(bench: pd.DataFrame) -> pd.DataFrame:
-    """Compile time where a variant compiles, and the rest of what its first call costs beyond a steady one.
-
-    A backend that compiles on load (JAX) compiles in the first set-up: its compile time is
-    that set-up minus a later one. torch.compile compiles in the first call, so its compile
-    time is that call minus the median, and holds any other first-call cost too. Every other
-    first call minus the median is first-call overhead (allocation, thread pools, caches);
-    where the first call was no slower than the slowest timed round, it is within the noise.
-    """
-    overhead = bench["first_call_s"] - bench["median"]
-    compiles_in = bench["compiles_in"]
-    compile_s = (bench["first_setup_s"] - bench["setup_s"]).where(compiles_in == "load")
-    return pd.DataFrame({
-        "compile_s": compile_s.fillna(overhead.where(compiles_in == "run")).clip(lower=0),
-        "first_call_overhead_s": overhead.where(compiles_in != "run").clip(lower=0),
-        "overhead_in_noise": bench["first_call_s"] <= bench["max"],
-    })
-
-
-def comparison(frame: pd.DataFrame, run: str, normalize: str | None = None) -> pd.DataFrame:
-    """One run's training benchmarks side by side: per workload (by size), every backend and variant.
-
-    q1_s and q3_s are the 25th and 75th percentiles of the timed rounds, per epoch.
-
-    `relative` is each time per epoch divided by the same run's NumPy backend's on the
-    workload (normalize="numpy") or by its fastest matmul calibration ("matmul").
-    """
-    rows = frame[frame["run"] == run]
-    matmul = calibration_rows(rows)
-    bench = rows[rows["workload"].notna()].copy() if "workload" in rows else rows.iloc[0:0].copy()
-    if bench.empty:  # calibrations only: nothing to compare
-        return pd.DataFrame(columns=COMPARISON)
-    for column in OPTIONAL:
-        if column not in bench:
-            bench[column] = np.nan
-    bench["reference"] = bench["reference"].eq(True)  # saved by the references (C loop, notebook): no framework
-    bench["time_per_epoch_s"] = bench["median"] / bench["epochs"]
-    bench["q1_s"], bench["q3_s"] = bench["q1"] / bench["epochs"], bench["q3"] / bench["epochs"]  # the rounds' spread
-    numpy_time = bench[bench["backend"] == "numpy"].set_index("workload")["time_per_epoch_s"]
-    bench["vs_numpy"] = bench["workload"].map(numpy_time) / bench["time_per_epoch_s"]
-    # Shares of a matmul rate only against a calibration of the same dtype: the calibration is
-    # float32, and a float64 workload's rate is no fraction of it.
-    best = matmul.groupby("dtype")["gflops"].max() if len(matmul) else pd.Series(dtype=float)
-    # Each framework's best size counts: a GPU run calibrates at the CPU sweep's sizes and at the GPU's own.
-    own = matmul.groupby(["backend", "device", "dtype"])["gflops"].max() if len(matmul) else pd.Series(dtype=float)
-    bench["of_machine"] = bench["gflops"] / bench["dtype"].map(best)
-    bench["of_own_matmul"] = [gflops / own.get(tuple(key), np.nan) for gflops, *key
-                              in zip(bench["gflops"], bench["backend"], bench["device"], bench["dtype"])]
-    bench = bench.assign(**dict(_first_call(bench).items()), **autograd_cost(bench))
-    if normalize == "numpy":
-        bench["relative"] = 1 / bench["vs_numpy"]
-    elif normalize == "matmul":
-        if matmul.empty:
-            raise UserError(f"run {run} has no matmul calibration to normalize by")
-        bench["relative"] = bench["time_per_epoch_s"] / matmul["median"].min()
-    else:
-        bench["relative"] = np.nan
-    identities = [BenchmarkId(*values) for values in zip(*(bench[key] for key in IDENTITY))]
-    bench["case"] = [identity.case for identity in identities]
-    bench["name"] = [identity.label for identity in identities]
-    bench["architecture"] = [group.removeprefix(f"{workload}: ")
-                             for group, workload in zip(bench["group"], bench["workload"])]
-    order = {workload: i for i, workload in enumerate(workload_order(bench))}
-    bench = bench.sort_values(["time_per_epoch_s"]).sort_values("workload", key=lambda w: w.map(order), kind="stable")
-    return bench[COMPARISON].reset_index(drop=True)
-
-
-def autograd_cost(bench: pd.DataFrame) -> dict[str, pd.Series]:
-    """What autograd costs, per autograd variant that has a hand-written twin (extra_info "handwritten": the
-    same framework, workload, device and dtype, gradients by hand, everything else alike): its time per epoch
-    over the twin's (`autograd_cost`), and its peak memory over the twin's (`autograd_memory`)."""
-    key = ["workload", "backend", "variant", "device", "dtype"]
-    twins = bench.set_index(key)[["time_per_epoch_s", "peak_memory_bytes"]]
-    twins = twins[~twins.index.duplicated()]
-    twin_keys = pd.MultiIndex.from_arrays([bench["workload"], bench["backend"], bench["handwritten"].where(
-        bench["handwritten"].notna(), "-"), bench["device"], bench["dtype"]])
-    twin = twins.reindex(twin_keys).set_axis(bench.index)
-    return {"autograd_cost": bench["time_per_epoch_s"] / twin["time_per_epoch_s"],
-            "autograd_memory": bench["peak_memory_bytes"] / twin["peak_memory_bytes"]}
-
-
-COLUMNS = """\
-columns: time/epoch: median time of one training epoch over the timed rounds (each a whole training).
-  vs numpy: the NumPy backend's time / this one's, same run and workload (2.00x = twice as fast).
-  autograd: what autograd costs: this variant's time / its framework's hand-written variant's (the same
-    training with gradients written by hand: torch eager / torch handwritten, jax jit-loop / jax handwritten),
-    same run, workload and device (1.50x = autograd takes 50% longer); autograd MB: the same for peak memory.
-  GFLOP/s: FLOPs of the matrix products (forward and backward) per second.
-  % matmul: that rate as a share of the machine's fastest float32 matmul calibration in the same run;
-    % own: of the backend's own framework's matmul. Blank for float64 workloads (the calibration is
-    float32). Above 100 (marked !): faster than the calibration, which ran at another moment: the
-    machine's speed changed in between (a shared machine drifts 2x), so that run's shares are unreliable.
-  first call +: how much slower the first training's call was than the median; "noise" where it was no
-    slower than the slowest timed round.
-  compile: only where a variant compiles: JAX's first set-up minus a later one (it compiles there),
-    torch.compile's first call minus the median (it compiles there; "noise" as above).
-  peak MB: peak memory growth of a warm training (fresh process; noisy by some MB); working set MB: the
-    parameters, gradients and activations the maths needs.
-  time / matmul (--normalize matmul): time per epoch / the run's fastest matmul calibration time."""
-
-
-def formatted(table: pd.DataFrame, normalize: str | None = None) -> pd.DataFrame:
-    """Human units at the precision the measurement carries; COLUMNS explains each. Normalized
-    (the table from comparison(..., normalize)), only what does not depend on the machine's speed."""
-    def share(values):
-        return values.map(lambda v: "" if pd.isna(v) else significant(v * 100, 2) + ("!" if v > 1 else ""))
-
-    shown = pd.DataFrame({
-        "workload": table["workload"], "backend": table["name"],
-        "time/epoch": table["time_per_epoch_s"].map(seconds_text),
-        "vs numpy": table["vs_numpy"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
-        "autograd": table["autograd_cost"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
-        "GFLOP/s": table["gflops"].map(lambda v: significant(v, 3)),
-        "% matmul": share(table["of_machine"]), "% own": share(table["of_own_matmul"]),
-        "first call +": [("noise" if noise else seconds_text(v)) if pd.notna(v) else ""
-                         for v, noise in zip(table["first_call_overhead_s"], table["overhead_in_noise"])],
-        # torch.compile's compile time is its first call's: noise too where that call was no slower than a round.
-        "compile": [("noise" if noise and where == "run" else seconds_text(v)) if pd.notna(v) else ""
-                    for v, noise, where in zip(table["compile_s"], table["overhead_in_noise"], table["compiles_in"])],
-        "peak MB": (table["peak_memory_bytes"] / 1e6).map(lambda v: significant(v, 2)),
-        "working set MB": (table["working_set_bytes"] / 1e6).map(lambda v: significant(v, 2)),
-        "autograd MB": table["autograd_memory"].map(lambda v: significant(v, 3) and significant(v, 3) + "x"),
-    })
-    if normalize:
-        shown = shown.drop(columns=["time/epoch", "GFLOP/s", "first call +", "compile"])
-    if normalize == "matmul":  # relative to NumPy, "vs numpy" says it already
-        shown.insert(2, "time / matmul", table["relative"].map(lambda v: significant(v, 3)))
-    return shown
-
-
-# Per run, where several are shown.
-SIDE_BY_SIDE = ["time/epoch", "time / matmul", "vs numpy", "autograd", "% matmul", "compile"]
-
-
-def _inert_cell(value):
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ gets a leading ' (OWASP's advice)."""
-    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
-
-
-def render(tables: dict[str, pd.DataFrame], fmt: str, normalize: str | None = None) -> str:
-    """Runs' comparisons as text: one block per workload, with a column group per run where there
-    are several (table, markdown), or one CSV with a `run` column. `tables` maps a label to a comparison."""
-    if fmt == "csv":
-        table = pd.concat(tables, names=["run"]).reset_index(level=0)
-        return table.apply(lambda column: column.map(_inert_cell)).to_csv(index=False)
+    parts = []
     everything = pd.concat(tables.values())
-    blocks = []
-    for workload in workload_order(everything):
-        groups = {}
-        for label, table in tables.items():
-            rows = formatted(table[table["workload"] == workload], normalize)
-            rows = rows.drop(columns="workload").set_index("backend")
-            if len(tables) > 1:
-                rows = rows[[column for column in SIDE_BY_SIDE if column in rows]]
-            groups[label] = rows.loc[:, (rows != "").any()]
-        backends = list(dict.fromkeys(name for rows in groups.values() for name in rows.index))  # first run's order
-        side = pd.concat(groups, axis=1).reindex(backends).fillna("-") if len(groups) > 1 else groups[label]
-        side = side.reset_index()
-        heading = workload_heading(everything, workload)
-        if fmt == "markdown":
-            names = [" ".join(c).strip() if isinstance(c, tuple) else c for c in side.columns]
-            blocks.append(f"### {heading}\n\n{markdown(side.set_axis(names, axis=1))}")
+    for workload in compare.workload_order(everything):
+        fig = go.Figure()
+        tables_html = []
+        for run, table in tables.items():
+            rows = table[table["workload"] == workload].sort_values("time_per_epoch_s", ascending=False)
+            if rows.empty:
+                continue
+            scale = rows["time_per_epoch_s"] * rows["vs_numpy"] if normalized else pd.Series(1.0, rows.index)
+            x = rows["time_per_epoch_s"] / scale
+            # Points, not bars: times span orders of magnitude, and a bar's length on a log axis means nothing.
+            fig.add_scatter(y=rows["case"], x=x, mode="markers", marker=dict(size=10), name=_label(run, machines),
+                            error_x=dict(type="data", symmetric=False, array=(rows["q3_s"] / scale - x).fillna(0),
+                                         arrayminus=(x - rows["q1_s"] / scale).fillna(0)),
+                            customdata=rows["time_per_epoch_s"].map(seconds_text),
+                            hovertemplate="%{y}: %{customdata} per epoch<extra></extra>")
+            tables_html.append(f"<h4>{inert(_label(run, machines))}</h4>"
+                               + _numbers(rows).to_html(index=False, classes="numbers", border=0))
+        if normalized:
+            fig.update_xaxes(type="log", title="time per epoch relative to NumPy's in the same run (left is faster)")
         else:
-            blocks.append(f"{heading}\n{side.to_string(index=False)}")
-    return "\n\n".join(blocks) + "\n"
+            fig.update_xaxes(type="log", title="median time per epoch (log scale; left is faster)",
+                             exponentformat="SI", ticksuffix="s")
+        fig.update_layout(showlegend=len(tables) > 1)
+        # The heading in the page, not in the figure, where plotly's toolbar would sit on top of it.
+        heading = inert(compare.workload_heading(everything, workload) + _working_set(everything, workload))
+        # The table first: plotly sizes a figure to its place once, as it draws, so the table must hold its own
+        # by then (page.css shows the figure first).
+        parts.append(f'<h3>{heading}</h3><div class="pair"><div class="scroll">{"".join(tables_html)}</div>'
+                     f'{_figure(fig, "workload-" + workload, 100 + 30 * len(fig.data[0].y))}</div>')
+    return (_how("each point is the median time per training epoch of a backend-variant, on a log scale; the whisker "
+                 "spans the middle half of its timed rounds (25th to 75th percentile), the noise of the run. "
+                 "The table beside it adds the same spread, compile time (only where a variant compiles), the first "
+                 "call's extra time, "
+                 "GFLOP/s, the share of the machine's and of the framework's own matmul rate, and the peak memory "
+                 "growth of the Memory section.")
+            + "\n".join(parts))
+
+
+def _numbers(rows: pd.DataFrame) -> pd.DataFrame:
+    """compare.formatted's table of one workload, narrowed: the dtype and the working set are in the heading, the
+    spread in one unit, and a column only where some row has a value."""
+    shown = compare.formatted(rows).drop(columns=["workload", "working set MB"]).assign(
+        backend=rows["case"], spread=[_span(a, b) for a, b in zip(rows["q1_s"], rows["q3_s"])])
+    shown = shown.rename(columns={"time/epoch": "time / epoch"})  # a header that may wrap
+    return shown.loc[:, (shown != "").any()].iloc[::-1]
+
+
+def _span(low: float, high: float) -> str:
+    """'9.90-10.1 us': the unit once where both ends share it."""
+    low_text, high_text = seconds_text(low), seconds_text(high)
+    if low_text.split(" ")[-1] == high_text.split(" ")[-1]:
+        low_text = low_text.split(" ")[0]
+    return f"{low_text}-{high_text}"
+
+
+def _working_set(everything: pd.DataFrame, workload: str) -> str:
+    """', working set 2.9 MB' where the workload has one: the same for every backend, so not in each row."""
+    sets = everything.loc[everything["workload"] == workload, "working_set_bytes"].dropna()
+    return f", working set {significant(sets.iloc[0] / 1e6, 2)} MB" if len(sets) else ""
+
+
+def _sweep(tables: dict, machines: pd.Series, normalized: bool) -> str:
+    """Time per epoch against FLOPs per epoch, log-log, with the machine's matmul rate as the floor."""
+    import plotly.graph_objects as go
+
+    fig, colours = go.Figure(), _colours(tables)
+    for run, table in tables.items():
+        rows = table[table["working_set_bytes"].notna()].sort_values("epoch_flops")
+        if rows.empty:
+            continue
+        rate = rows["machine_gflops"].max() * 1e9
+        # Normalized: each time in units of the time its own machine's matmul rate needs for the same FLOPs.
+        floor = rows["epoch_flops"] / rate if normalized else pd.Series(1.0, rows.index)
+        label = _label(run, machines) + ": " if len(tables) > 1 else ""
+        for column, line in rows.groupby("case", sort=False):
+            fig.add_scatter(x=line["epoch_flops"], y=line["time_per_epoch_s"] / floor[line.index], mode="lines+markers",
+                            name=label + column, line=dict(color=colours[column]),
+                            customdata=np.stack([line["workload"], line["time_per_epoch_s"].map(seconds_text)], -1),
+                            hovertemplate="%{customdata[0]}: %{customdata[1]} per epoch<extra>%{fullData.name}</extra>")
+        if np.isfinite(rate):
+            edges = rows["epoch_flops"].iloc[[0, -1]]
+            fig.add_scatter(x=edges, y=[1, 1] if normalized else edges / rate, mode="lines",
+                            line=dict(dash="dash", color="black"), hoverinfo="skip",
+                            name=f"{label}the machine's matmul rate, {rate / 1e9:.0f} GFLOP/s: no backend is faster")
+    if not fig.data:
+        return _how("the size sweep shows how each backend scales with the work.") + \
+            '<p class="empty">The chosen runs have no size-sweep workloads (mlp-...); `make bench` times them.</p>\n'
+    fig.update_xaxes(type="log", title="FLOPs per epoch (matrix products, forward and backward)")
+    if normalized:
+        fig.update_yaxes(type="log", title="time per epoch / the matmul rate's time (1 = the roofline)")
+    else:
+        fig.update_yaxes(type="log", title="median time per epoch", exponentformat="SI", ticksuffix="s")
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    return (_how("each line is one backend-variant across workloads of growing size, both axes logarithmic. The "
+                 "dashed line is the time the machine's fastest float32 matmul (timed in the same run) needs for "
+                 "the same FLOPs: no backend can be below it. Small workloads sit far above it (per-call overhead); "
+                 "the closer a line comes at the right, the less time goes to anything but matrix products.")
+            + _figure(fig, "sweep", 520))
+
+
+def _memory(tables: dict, machines: pd.Series) -> str:
+    """Peak memory of a training against the analytic working set, per sweep workload and backend."""
+    import plotly.graph_objects as go
+
+    fig, colours = go.Figure(), _colours(tables)
+    for run, table in tables.items():
+        rows = table[table["peak_memory_bytes"].notna()].sort_values("epoch_flops")
+        label = _label(run, machines) + ": " if len(tables) > 1 else ""
+        for column, bars in rows.groupby("case", sort=False):
+            fig.add_bar(x=bars["workload"], y=bars["peak_memory_bytes"] / 1e6, name=label + column,
+                        marker_color=colours[column],
+                        hovertemplate="%{x}: %{y:.0f} MB<extra>%{fullData.name}</extra>")
+        sets = rows.drop_duplicates("workload")
+        if len(sets):
+            fig.add_scatter(x=sets["workload"], y=sets["working_set_bytes"] / 1e6, mode="markers",
+                            marker=dict(symbol="line-ew", size=40, line=dict(width=3, color="black")),
+                            name=label + "analytic working set",
+                            hovertemplate="%{x}: %{y:.0f} MB<extra>working set</extra>")
+    if not fig.data:
+        return '<p class="empty">The chosen runs measured no memory (the size sweep does).</p>\n'
+    fig.update_yaxes(type="log", title="MB (log scale)")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2))
+    return (_how("bars are each backend's peak memory growth during a warm training (a fresh process's peak RSS, "
+                 "itself noisy by some MB); the black mark is the analytic working set, what the maths needs "
+                 "(parameters, gradients, activations). A bar above the mark is what the framework adds.")
+            + _below_working_set(tables, machines) + _figure(fig, "memory", 420))
+
+
+def _below_working_set(tables: dict, machines: pd.Series) -> str:
+    """A line naming each bar below its mark, and why benchmarks/memory.py can read less than the maths needs."""
+    below = [f"{_label(run, machines) + ': ' if len(tables) > 1 else ''}{row.case} on {row.workload}: "
+             f"{significant(row.peak_memory_bytes / 1e6, 2)} MB, under its "
+             f"{significant(row.working_set_bytes / 1e6, 2)} MB"
+             for run, table in tables.items()
+             for row in table[table["peak_memory_bytes"] < table["working_set_bytes"]].itertuples()]
+    if not below:
+        return ""
+    return (f'<p class="note">Below the working set: {inert("; ".join(below))}. The peak counts only what a warm '
+            "training adds to the memory in use after loading: not the parameters and data, loaded before; and on "
+            "the CPU, not memory it reuses from the warm-up that the C allocator kept in a worker thread's heap, "
+            "where a framework's threads free their buffers (malloc_trim does not return that).</p>\n")
+
+
+def _history(frame: pd.DataFrame, runs: list[str], machines: pd.Series) -> str:
+    """Every benchmark's median across the saved runs of each chosen run's machine, relative to the chosen run."""
+    import plotly.graph_objects as go
+
+    parts = []
+    for machine in machines.unique():
+        chosen = next(run for run in runs if machines[run] == machine)
+        rows = frame[(frame["machine"] == machine) & frame["workload"].notna()]
+        if rows["run"].nunique() < 2:  # a line through one point says nothing, and its legend fills the section
+            parts.append(f'<p class="empty">{inert(machine)} has one run so far: history needs two or more runs.</p>')
+            continue
+        rows = rows.sort_values(["datetime", "run"]).copy()
+        rows["label"] = [f"{suite_runs.run_label(run)} {commit[:7]}"
+                         for run, commit in zip(rows["run"], rows["commit"])]
+        reference = rows[rows["run"] == chosen].set_index("benchmark")["median"]
+        fig = go.Figure()
+        for benchmark, line in rows[rows["benchmark"].isin(reference.index)].groupby("benchmark"):
+            fig.add_scatter(x=line["label"], y=line["median"] / reference[benchmark], mode="lines+markers",
+                            name=benchmark, customdata=(line["median"] / line["epochs"]).map(seconds_text),
+                            hovertemplate="%{x}: %{customdata} per epoch, %{y:.2f}x this run"
+                                          "<extra>%{fullData.name}</extra>")
+        labels = rows.drop_duplicates("run").set_index("run")["label"]
+        for point in _change_points(frame, rows["machine_id"].iloc[0]):
+            fig.add_vline(x=labels[point["first_run_after"]], line=dict(color="crimson" if point["ratio"] > 1
+                                                                          else "seagreen", dash="dash"))
+            fig.add_annotation(x=labels[point["first_run_after"]], y=0, yref="paper", yanchor="top", showarrow=False,
+                               text=f"{point['benchmark']} {point['ratio']:.2f}x", textangle=-90, xanchor="right")
+        label = labels[chosen]
+        fig.add_vline(x=label, line=dict(color="orange", width=8), opacity=0.35)
+        fig.add_annotation(x=label, y=1, yref="paper", text="this run", showarrow=False, yanchor="bottom")
+        fig.update_xaxes(type="category", title="saved runs of this machine in time order: number and commit")
+        fig.update_yaxes(type="log", title="median / its median in this run")
+        fig.update_layout(title=dict(text=f"runs on {machine}", x=0))
+        parts.append(_figure(fig, f"history-{len(parts)}", 480))
+    return (_how("each line is one benchmark's median in every saved run of this machine, divided by its median in "
+                 "this run (the orange band): 1 is as fast as this run, 2 twice as slow, 0.5 twice as fast. "
+                 "A dashed line is a change point `backprop-bench history` finds (red slower, green faster), "
+                 "on times relative to a reference of the same run, so the machine's drift does not count. "
+                 "Lines that move together are the machine drifting; one line alone is a change in that backend. "
+                 "Click a legend entry to hide it, double-click to show it alone; hover for times and commits.")
+            + "\n".join(parts))
+
+
+def _change_points(frame: pd.DataFrame, machine_id: str) -> list[dict]:
+    """`history`'s change points on this machine's runs at its default threshold; none where there are too few runs."""
+    try:
+        return history.history(frame, [], history.THRESHOLD, machine_id)[1]
+    except history.HistoryError:
+        return []
+
+
+def _ab(comparisons: pd.DataFrame) -> str:
+    """Saved `ab` comparisons: each benchmark's ratio with its interval, coloured by verdict."""
+    import plotly.graph_objects as go
+
+    intro = ('<h3 id="ab">A/B comparisons</h3>\n'
+             + _how("`backprop-bench ab` times two versions of the code interleaved on the same machine and saves "
+                    "the comparison under results/ab/. Each point is a benchmark's candidate / baseline median, "
+                    "right of 1 is slower; the whisker is its confidence interval. Only a whole interval past the "
+                    "threshold makes a regression or an improvement; an interval wholly on one side of 1 but not past "
+                    "the threshold is 'slower' or 'faster': a change seen, smaller than the threshold."))
+    if comparisons.empty:
+        return intro + '<p class="empty">No A/B comparisons are saved under results/ab/ yet.</p>\n'
+    colours = {"regression": "crimson", "improvement": "seagreen", "slower": "lightcoral", "faster": "mediumaquamarine",
+               "same": "grey", "inconclusive": "goldenrod"}
+    rows = comparisons.sort_values(["datetime", "benchmark"])
+    # The record's number first: two comparisons of the same revisions at the same minute stay apart.
+    rows = rows.assign(y=rows["benchmark"] + "  (ab " + rows["comparison"].str.split("_").str[0] + ": "
+                       + rows["baseline"] + " vs " + rows["candidate"] + ", "
+                       + rows["datetime"].dt.strftime("%Y-%m-%d %H:%M") + ")")
+    fig = go.Figure()
+    for verdict, group in rows.groupby("verdict"):
+        fig.add_scatter(x=group["ratio"], y=group["y"], mode="markers", name=verdict,
+                        marker=dict(color=colours[verdict], size=9),
+                        error_x=dict(type="data", symmetric=False, array=group["ci_high"] - group["ratio"],
+                                     arrayminus=group["ratio"] - group["ci_low"]),
+                        hovertemplate="%{y}: %{x:.3f}x<extra>%{fullData.name}</extra>")
+    fig.add_vline(x=1, line=dict(color="black", dash="dot"))
+    fig.update_xaxes(type="log", title="candidate median / baseline median (log scale; right is slower)")
+    fig.update_yaxes(type="category", automargin=True)
+    fig.update_layout(showlegend=True, legend=dict(title="verdict"))
+    return intro + _figure(fig, "ab", 140 + 24 * len(rows))
+
+
+def _bisections(found: pd.DataFrame | None) -> str:
+    """Saved bisections: which commit each named, and the ratio across it."""
+    intro = _records_intro("bisect", "Bisections", "`backprop-bench bisect GOOD BAD --only NAME` compares commits "
+                           "between GOOD and BAD with GOOD, as `ab` does, halving the commits in question each step, "
+                           "and names the first one where the benchmark got slower; 'ratio across' compares that "
+                           "commit with the last good one.")
+    if found is None or found.empty:
+        return intro + _none_saved("bisections", "bisect")
+    shown = pd.DataFrame({
+        "when": found["datetime"].dt.strftime("%Y-%m-%d %H:%M"), "benchmark": found["benchmark"],
+        "range": found["good"] + ".." + found["bad"],
+        "first bad commit": [sha[:12] + " " + subject if n == 1 else f"one of {n}, up to {sha[:12]}"
+                             for sha, subject, n in zip(found["first_bad"], found["subject"], found["candidates"])],
+        "ratio across": _intervals(found),
+        "steps": found["steps"], "machine": found["machine"]})
+    return intro + shown.map(inert).to_html(index=False, classes="numbers", border=0, escape=False)
+
+
+def _records_intro(anchor: str, title: str, how: str) -> str:
+    return f'<h3 id="{anchor}">{title}</h3>\n' + _how(how)
+
+
+def _none_saved(what: str, folder: str) -> str:
+    return f'<p class="empty">No {what} are saved under results/{folder}/ yet.</p>\n'
+
+
+def _intervals(rows: pd.DataFrame) -> list[str]:
+    """Each row's ratio with its interval: '1.012 [0.998, 1.026]'."""
+    return [f"{r:.3f} [{lo:.3f}, {hi:.3f}]" for r, lo, hi in zip(rows["ratio"], rows["ci_low"], rows["ci_high"])]
+
+
+def _noise(noise: pd.DataFrame | None) -> str:
+    """The newest `noise` record of each machine: what `ab` can see there, per benchmark."""
+    intro = _records_intro("noise", "What ab can see", "`backprop-bench noise` compares the working tree with "
+                           "itself, as `ab` would at the same budget and threshold. 'smallest flagged' is the smallest "
+                           "slowdown `ab` calls a regression 80% of the time at that spread: a change smaller than it "
+                           "may pass unseen.")
+    if noise is None or noise.empty:
+        return intro + _none_saved("noise records", "noise")
+    # A record may lack these two columns: add them, empty.
+    noise = noise.reindex(columns=[*noise.columns, *{"se", "smallest_flagged"} - set(noise.columns)])
+    parts = []
+    for machine, records in noise.sort_values("datetime").groupby("machine"):
+        newest = records[records["comparison"] == records["comparison"].iloc[-1]]
+        shown = pd.DataFrame({"benchmark": newest["benchmark"],
+                              "A/A ratio": _intervals(newest),
+                              "pairs": newest["pairs"],
+                              "std error": newest["se"].map(percent_text),
+                              "smallest flagged": newest["smallest_flagged"].map(percent_text)})
+        when = newest["datetime"].iloc[0]
+        parts.append(f"<h4>{inert(machine)}, noise {inert(newest['comparison'].iloc[0])}"
+                     f"{', ' + when.strftime('%Y-%m-%d %H:%M') if pd.notna(when) else ''}, threshold "
+                     f"{newest['threshold'].iloc[0]:.0%}</h4>"
+                     + shown.to_html(index=False, classes="numbers", border=0))
+    return intro + "\n".join(parts)
+
+
+def default_output(results: Path, runs: list[str]) -> Path:
+    """<results>/pages/<run>.html; several runs join their names with +."""
+    return results / "pages" / ("+".join(Path(run).name.removesuffix(".json") for run in runs) + ".html")

@@ -78,7 +78,7 @@ def add_parser(commands) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--log-every", type=int, default=100, metavar="N", help="print the loss every N epochs (100)")
     out.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run_train)
 
 
 def own_network(args) -> bool:
@@ -167,7 +167,7 @@ def choose_data(args, spec: ModelSpec, headers: dict | None) -> Dataset:
     return data
 
 
-def run(args) -> int:
+def run_train(args) -> int:
     if args.log_every < 1:
         raise UserError(f"--log-every must be >= 1, got {args.log_every}")
     if args.data and args.samples is not None:

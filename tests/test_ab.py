@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_bench import ab, report
+from backprop_bench import ab
+from backprop_bench.store import records
+from benchmarks.gate_records import block_median_interval
 from tests.signals import popen_as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,15 +78,6 @@ def bursty_pairs(rng, blocks, per_block, ratio, burst_share=0.09):
         burst = rng.random() < burst_share
         found.append((block, x + 0.02 * rng.normal() + (0.3 * rng.normal() if burst else 0.0)))
     return found
-
-
-def block_median_interval(pairs):
-    """The interval until commit 23e9951: a t interval over the blocks' median log-ratios."""
-    from scipy.stats import t
-
-    medians = ab.block_medians(pairs)
-    half = t.ppf(0.975, len(medians) - 1) * np.std(medians, ddof=1) / np.sqrt(len(medians))
-    return np.exp(np.mean(medians)), np.exp(np.mean(medians) - half), np.exp(np.mean(medians) + half)
 
 
 @pytest.mark.parametrize("blocks, per_block", [(6, 3), (4, 3), (6, 10), (12, 5)])
@@ -295,7 +288,7 @@ def assert_clean(repo, before):
 
 def run_fake(repo, baseline="HEAD", **options):
     options.setdefault("budget", 3.0)
-    return ab.run(baseline, here=repo, stream=options.pop("stream", sys.stderr), **options)
+    return ab.compare_sides(baseline, here=repo, stream=options.pop("stream", sys.stderr), **options)
 
 
 def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
@@ -308,7 +301,8 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
     assert record["baseline"]["versions"]["numpy"] == record["candidate"]["versions"]["numpy"]
     assert record["baseline"]["processes"] == record["candidate"]["processes"] == ab.PROCESSES
     [row] = record["benchmarks"]
-    assert row["name"] == TINY and row["verdict"] in ab.VERDICTS and row["pairs"] >= ab.PAIRS_PER_BLOCK * ab.PROCESSES
+    assert row["name"] == TINY and row["verdict"] in records.VERDICTS
+    assert row["pairs"] >= ab.PAIRS_PER_BLOCK * ab.PROCESSES
     assert row["blocks"] == ab.PROCESSES and sorted(set(row["pair_blocks"])) == list(range(ab.PROCESSES))
     assert len(row["baseline_s"]) == len(row["candidate_s"]) >= row["pairs"]
     assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
@@ -318,7 +312,7 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
 def test_a_worker_is_stopped_between_its_turns(fake):
     """Only the side being timed runs: an idle worker's spinning thread pools would take its CPUs."""
     side = ab.Side("candidate", "working tree", "working tree", sys.executable, fake)
-    worker = ab.Worker(side, "cpu")
+    worker = ab.WorkerProcess(side, "cpu")
     try:
         worker.ready()
         def state_letter():  # a stop takes effect a moment after the signal
@@ -341,7 +335,7 @@ def test_a_worker_is_stopped_between_its_turns(fake):
 def test_a_parent_killed_outright_leaves_no_worker(fake):
     parent = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from backprop_bench import ab; "
-        f"w = ab.Worker(ab.Side('baseline', 'x', 'x', sys.executable, Path({str(fake)!r})), 'cpu'); w.ready(); "
+        f"w = ab.WorkerProcess(ab.Side('baseline', 'x', 'x', sys.executable, Path({str(fake)!r})), 'cpu'); w.ready(); "
         "print(w.process.pid, flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     pid = int(parent.stdout.readline())
@@ -360,9 +354,9 @@ def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
     second = ab.save_record(record, tmp_path / "results")
     assert [first.name, second.name] == ["0001_HEAD-vs-working-tree.json", "0002_HEAD-vs-working-tree.json"]
     saved = json.loads(first.read_text())
-    assert saved["backprop_bench_ab"] == ab.SCHEMA and saved["benchmarks"][0]["name"] == TINY
-    read = report.load_comparisons(tmp_path / "results")  # what the page reads
-    assert list(read["benchmark"]) == [TINY, TINY] and set(read["verdict"]) <= set(ab.VERDICTS)
+    assert saved["backprop_bench_ab"] == records.AB_SCHEMA and saved["benchmarks"][0]["name"] == TINY
+    read = records.load_comparisons(tmp_path / "results")  # what the page reads
+    assert list(read["benchmark"]) == [TINY, TINY] and set(read["verdict"]) <= set(records.VERDICTS)
     assert sorted(p.name for p in (tmp_path / "results" / "ab").glob("*.json")) == [first.name, second.name]
 
 
@@ -504,13 +498,13 @@ def test_check_says_how_far_the_machine_moved(tmp_path, capsys, calibration_now,
 
 def test_a_name_that_matches_nothing_ends_before_the_other_workers_start(fake, monkeypatch):
     started = []
-    real_init = ab.Worker.__init__
+    real_init = ab.WorkerProcess.__init__
 
     def counted(self, side, device):
         started.append(side.role)
         real_init(self, side, device)
 
-    monkeypatch.setattr(ab.Worker, "__init__", counted)
+    monkeypatch.setattr(ab.WorkerProcess, "__init__", counted)
     with pytest.raises(ab.AbError, match="no benchmark to compare matches numpyy"):
         run_fake(fake, only=["numpyy"])
     assert started == ["baseline", "candidate"]

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from backprop_bench import ab, bisection, cli
+from backprop_bench import ab, bisection, cli, report, store
+from backprop_bench.store import records, suite_runs
 from tests.test_ab import TINY, block_pairs, commit_all, fake, git  # noqa: F401 (fake is a fixture)
 
 COMMITS = [(f"{i:02d}" + "a" * 38, f"commit {i}") for i in range(16)]
@@ -120,7 +121,6 @@ def test_a_benchmark_missing_at_both_ends_is_one_line(fake, capsys, monkeypatch)
 
 
 def test_a_saved_bisection_is_on_the_page_as_text_and_a_bad_record_is_skipped(tmp_path):
-    from backprop_bench import page, report
     from tests.runs import full_run
 
     state = Synthetic(first_bad=6)
@@ -129,11 +129,11 @@ def test_a_saved_bisection_is_on_the_page_as_text_and_a_bad_record_is_skipped(tm
     saved = bisection.save(record, tmp_path)
     assert saved.parent == tmp_path / "bisect" and saved.name.startswith("0001_good-bad")
     (tmp_path / "bisect" / "0002_broken.json").write_text('{"backprop_bench_bisect": 1, "good": 3}')
-    with pytest.warns(report.SkippedRun, match="0002_broken.json"):
-        found = bisection.load(tmp_path)
+    with pytest.warns(store.SkippedRun, match="0002_broken.json"):
+        found = records.load_bisections(tmp_path)
     assert list(found["first_bad"]) == [COMMITS[6][0]] and found["ratio"].iloc[0] == pytest.approx(1.1, abs=0.01)
     full_run(tmp_path, 1)
-    frame = report.load_runs(results=tmp_path)
-    html = page.build(frame, [frame["run"].iloc[0]], report.load_comparisons(tmp_path), None, found)
+    frame = suite_runs.load_runs(results=tmp_path)
+    html = report.build(frame, [frame["run"].iloc[0]], records.load_comparisons(tmp_path), None, found)
     assert f"{COMMITS[6][0][:12]} &lt;img src=x onerror=&#34;window.pwned=1&#34;&gt; speed-up" in html
     assert '<img src=x' not in html and "good..bad" in html

@@ -243,7 +243,7 @@ def test_cli_reports_divergence():
 
 
 def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch, capsys):
-    from backprop_bench import report
+    from backprop_bench import compare
     from backprop_bench.errors import UserError
     from tests.runs import write_run
 
@@ -251,10 +251,10 @@ def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkey
     write_run(tmp_path / "results", 1, {"seed-affine[numpy-handwritten-cpu-float64]": [1e-2] * 5})
     with pytest.raises(UserError):  # the API raises; every user error is one type
         ModelSpec(layers=(1,))
-    monkeypatch.setattr(report, "comparison", lambda *_: (_ for _ in ()).throw(UserError("a mistake, and its fix")))
+    monkeypatch.setattr(compare, "comparison", lambda *_: (_ for _ in ()).throw(UserError("a mistake, and its fix")))
     assert main(["compare"]) == 2
     assert capsys.readouterr().err == "backprop-bench: error: a mistake, and its fix\n"
     # A ValueError that is no user's mistake (here, as if from inside pandas) is a bug: it is not hidden.
-    monkeypatch.setattr(report, "comparison", lambda *_: (_ for _ in ()).throw(ValueError("cannot reindex")))
+    monkeypatch.setattr(compare, "comparison", lambda *_: (_ for _ in ()).throw(ValueError("cannot reindex")))
     with pytest.raises(ValueError, match="cannot reindex"):
         main(["compare"])

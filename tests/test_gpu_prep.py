@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backprop_bench.report import load_runs
+from backprop_bench.store.suite_runs import load_runs
 from backprop_bench.workloads import GPU_SWEEP, SWEEPS, workloads
 
 ROOT = Path(__file__).resolve().parent.parent

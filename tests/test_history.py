@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from backprop_bench import cli, history, report, store
+from backprop_bench.store import records, suite_runs
 from tests.runs import write_run
 
 STEPPED = "seed-affine[torch-eager-cpu-float64]"
@@ -46,7 +47,7 @@ def this_machine_is_box(monkeypatch):
 @pytest.mark.parametrize("seed", range(20))
 def test_the_planted_step_and_nothing_else_across_machine_drift(tmp_path, seed):
     synthetic_history(tmp_path, seed)
-    frame = report.load_runs(results=tmp_path)
+    frame = suite_runs.load_runs(results=tmp_path)
     raw = frame[frame["benchmark"] == STEPPED]["median"]
     assert raw.max() / raw.min() > 1.5  # the machine's drift alone dwarfs the step
     rows, points = history.history(frame, [], 0.05)
@@ -64,7 +65,7 @@ def test_with_three_times_the_noise_the_step_is_placed_within_a_run(tmp_path, se
     """At 3% noise on every median (the reference's too), a 15% step is 3.3 of the ratio's spreads: a run next to
     it can fall on the wrong side, but the step is still the only one found."""
     synthetic_history(tmp_path, seed, noise=0.03)
-    rows, points = history.history(report.load_runs(results=tmp_path), [], 0.05)
+    rows, points = history.history(suite_runs.load_runs(results=tmp_path), [], 0.05)
     assert [p["benchmark"] for p in points] == [STEPPED]
     assert points[0]["first_run_after"].split("_")[0] in ("box/0024", "box/0025", "box/0026")
 
@@ -72,7 +73,7 @@ def test_with_three_times_the_noise_the_step_is_placed_within_a_run(tmp_path, se
 def test_the_raw_times_would_not_do(tmp_path):
     """Without the reference, the machine's drift hides the step or invents others: the normalization is doing work."""
     synthetic_history(tmp_path, 0)
-    frame = report.load_runs(results=tmp_path)
+    frame = suite_runs.load_runs(results=tmp_path)
     raw = frame[frame["benchmark"] == STEPPED].sort_values("datetime")["median"].to_numpy()
     assert history.change_points(raw, 0.05) != [24]
 
@@ -125,9 +126,7 @@ def test_errors_are_one_line(tmp_path, capsys, runs, args, message):
 
 
 def test_the_page_marks_the_change_point(tmp_path):
-    from backprop_bench import page
-
     synthetic_history(tmp_path, 5)
-    frame = report.load_runs(results=tmp_path)
-    html = page.build(frame, [frame.sort_values("datetime")["run"].iloc[-1]], report.load_comparisons(tmp_path))
+    frame = suite_runs.load_runs(results=tmp_path)
+    html = report.build(frame, [frame.sort_values("datetime")["run"].iloc[-1]], records.load_comparisons(tmp_path))
     assert f"{STEPPED} 1.1" in html and "A dashed line is a change point" in html

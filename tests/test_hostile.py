@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from backprop_bench import ab, page, report, store
+from backprop_bench import ab, report, store
 from backprop_bench.cli import main, printable
+from backprop_bench.store import suite_runs
 from tests.browser import CHROMIUM, DRAWN, chromium
 from tests.runs import full_run, write_ab, write_run
 from tests.signals import popen_as_from_a_terminal
@@ -98,13 +99,13 @@ def test_the_page_of_hostile_runs_in_a_browser_runs_nothing_and_links_nowhere(re
 
 
 def test_inert_spec_escapes_data_and_keeps_templates():
-    spec = page._inert_spec({"name": "<b>x</b>", "y": ["<a>", 1.0],
+    spec = report._inert_spec({"name": "<b>x</b>", "y": ["<a>", 1.0],
                              "hovertemplate": "%{y}<extra>%{fullData.name}</extra>"})
     assert spec == {"name": "&lt;b&gt;x&lt;/b&gt;", "y": ["&lt;a&gt;", 1.0],
                     "hovertemplate": "%{y}<extra>%{fullData.name}</extra>"}
-    assert page._element_id("figure-sweep") == "figure-sweep"
-    assert page._element_id(f"figure-workload-{SCRIPT}").startswith("figure-workload-")
-    assert all(c.isalnum() or c == "-" for c in page._element_id(f"figure-workload-{SCRIPT}"))
+    assert report._element_id("figure-sweep") == "figure-sweep"
+    assert report._element_id(f"figure-workload-{SCRIPT}").startswith("figure-workload-")
+    assert all(c.isalnum() or c == "-" for c in report._element_id(f"figure-workload-{SCRIPT}"))
 
 
 # --- 2. text that is not Unicode: named, and no page overwritten with nothing ----------------------
@@ -288,7 +289,7 @@ def test_cuda_without_a_gpu_is_refused_before_any_worker(fake, monkeypatch, caps
     if store.this_machine()["gpu"]:
         pytest.skip("this machine has a GPU")
     monkeypatch.chdir(fake)
-    monkeypatch.setattr(ab, "Worker", lambda *_: pytest.fail("a worker started"))
+    monkeypatch.setattr(ab, "WorkerProcess", lambda *_: pytest.fail("a worker started"))
     assert "--device cuda: no NVIDIA GPU here" in one_line(capsys, "ab", "HEAD", "--device", "cuda")
 
 
@@ -376,7 +377,7 @@ def test_extra_info_never_replaces_the_readers_own_fields(results, tmp_path, cap
     path = full_run(results, 1)
     edit_first_benchmark(path, path=str(tmp_path / "nowhere.json"), median="x", run="box/0009", machine={"a": 1})
     assert main(["compare", "1"]) == 0 and main(["report", "--output", str(tmp_path / "p.html")]) == 0
-    frame = report.load_runs(results=results)
+    frame = suite_runs.load_runs(results=results)
     assert set(frame["path"]) == {str(path)} and set(frame["run"]) == {"box/0001_abc_2026-11-25"}
 
 
@@ -454,7 +455,7 @@ def test_csv_cells_never_start_a_formula(results, capsys):
 
 
 def test_a_quote_in_a_name_is_drawn_as_a_quote():
-    assert page.inert('say "hi"') == "say &#34;hi&#34;"
+    assert report.inert('say "hi"') == "say &#34;hi&#34;"
 
 
 def test_markdown_cells_keep_their_pipes_and_files_get_no_escapes(results, tmp_path):

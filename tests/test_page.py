@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from backprop_bench import page, report
+from backprop_bench import compare, report, store
 from backprop_bench.cli import main
+from backprop_bench.store import records, suite_runs
 from tests.browser import CHROMIUM, DRAWN, chromium
 from tests.runs import full_run, write_ab, write_run
 
@@ -38,11 +39,11 @@ def test_page_in_a_browser(results, tmp_path, browser, capsys):
     write_ab(results, "one", [("seed-affine[jax-jit-loop-cpu-float64]", 1.2, "regression")])
     assert main(["report", "--output", str(tmp_path / "page.html")]) == 0
     assert "wrote" in capsys.readouterr().out
-    expected = report.comparison(report.load_runs(results=results), "box/0003_abc_2026-11-26")
+    expected = compare.comparison(suite_runs.load_runs(results=results), "box/0003_abc_2026-11-26")
     with browser() as (tab, errors, blocked):
         tab.goto((tmp_path / "page.html").as_uri(), wait_until="load")
         tab.wait_for_function(DRAWN)
-        for section in page.SECTIONS:
+        for section in report.SECTIONS:
             assert tab.locator(f"section#{section} h2").count() == 1, section
             assert tab.locator(f"section#{section} p.how").count() >= 1, section
         assert tab.locator("section#run tr", has_text="wall time").inner_text().split() == ["wall", "time", "64.5", "s"]
@@ -62,7 +63,7 @@ def test_page_in_a_browser(results, tmp_path, browser, capsys):
                                   ".map(t => [t.name, Array.from(t.y)])"))
         numpy = expected[expected["name"] == "numpy-handwritten-cpu-float32"].sort_values("epoch_flops")
         assert sweep["numpy-handwritten-cpu"] == pytest.approx(list(numpy["time_per_epoch_s"]))
-        # Names are escaped in the spec (page.inert) and drawn as written.
+        # Names are escaped in the spec (report.inert) and drawn as written.
         roofline = next(y for name, y in sweep.items()
                         if name.startswith("the machine&#x27;s matmul rate, 100 GFLOP/s"))
         assert tab.locator("#figure-sweep .legendtext", has_text="the machine's matmul rate, 100 GFLOP/s").count() == 1
@@ -161,15 +162,15 @@ def test_load_comparisons_reads_records_and_skips_bad_ones(results):
                                ("b[torch-x-cpu-float64]", 0.98, "same")])
     (results / "ab" / "broken.json").write_text('{"backprop_bench_ab": 1, "benchmarks": [')
     write_ab(results, "unknown", [("a[numpy-x-cpu-float64]", 1.0, "maybe")])
-    with pytest.warns(report.SkippedRun) as warned:
-        frame = report.load_comparisons(results)
+    with pytest.warns(store.SkippedRun) as warned:
+        frame = records.load_comparisons(results)
     assert sorted(str(w.message).split(":")[0] for w in warned) == [
         f"skipping {results / 'ab' / 'broken.json'}", f"skipping {results / 'ab' / 'unknown.json'}"]
     assert list(frame["benchmark"]) == ["a[numpy-x-cpu-float64]", "b[torch-x-cpu-float64]"]
     assert list(frame["verdict"]) == ["regression", "same"]
     assert frame["ratio"].tolist() == pytest.approx([1.10, 0.98])
     assert frame["baseline"].iloc[0] == "HEAD~1 (111111111111)"
-    assert report.load_runs(results=results).empty  # ab records are not runs
+    assert suite_runs.load_runs(results=results).empty  # ab records are not runs
 
 
 @pytest.mark.parametrize("make, args, message", [

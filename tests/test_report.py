@@ -5,8 +5,9 @@ import io
 import pandas as pd
 import pytest
 
-from backprop_bench import report
+from backprop_bench import check, compare
 from backprop_bench.cli import main
+from backprop_bench.store import suite_runs
 from tests.runs import BENCHMARKS, GROUPS, draws, full_run, write_run
 
 
@@ -86,9 +87,8 @@ def test_large_noisy_change_is_not_flagged(results, capsys):
     cur = {name: draws(i + 10, 1.2e-3, rounds=5, noise=0.5) for i, name in enumerate(BENCHMARKS)}
     write_run(results, 1, base)
     write_run(results, 2, cur, when="2026-11-25T11:00:00")
-    table, (baseline, current) = report.load(["1", "2"], results)
-    from backprop_bench.regress import check
-    verdicts = check(table, baseline, current)
+    table, (baseline, current) = suite_runs.load(["1", "2"], results)
+    verdicts = check.regressions(table, baseline, current)
     assert (verdicts["verdict"] == "same").all()
     assert (verdicts["ratio"] > 1.05).any()  # the medians did move past the threshold
 
@@ -153,7 +153,7 @@ def test_unknown_run_and_disjoint_runs(results, capsys):
 def test_comparison_numbers_by_hand(results, capsys):
     numpy, jax = "mlp-256x64[numpy-handwritten-cpu-float32]", "mlp-256x64[jax-jit-loop-cpu-float32]"
     write_run(results, 1, {numpy: [4e-3] * 5, jax: [1e-3] * 5}, calibration={"numpy": 0.5, "jax": 1.0})
-    table = report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25")
+    table = compare.comparison(suite_runs.load_runs(results=results), "box/0001_abc_2026-11-25")
     row = table[table["name"] == "jax-jit-loop-cpu-float32"].iloc[0]
     assert row["time_per_epoch_s"] == pytest.approx(1e-6)          # 1 ms / 1000 epochs
     assert row["vs_numpy"] == pytest.approx(4.0)                   # 4 ms / 1 ms
@@ -174,19 +174,19 @@ def test_first_call_and_compile_where_each_happens(results):
              names["jax"]: {"first_call_s": 1.3, "first_setup_s": 2.5, "setup_s": 0.5, "compiles_in": "load"},
              names["compile"]: {"first_call_s": 9.0, "compiles_in": "run"}}
     write_run(results, 1, {name: rounds for name in names.values()}, extra=extra)
-    table = report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25").set_index("name")
+    table = compare.comparison(suite_runs.load_runs(results=results), "box/0001_abc_2026-11-25").set_index("name")
     row = {key: table.loc[name.split("[")[1].rstrip("]")] for key, name in names.items()}
     assert row["numpy"]["overhead_in_noise"] and pd.isna(row["numpy"]["compile_s"])
     assert row["eager"]["first_call_overhead_s"] == pytest.approx(0.5) and pd.isna(row["eager"]["compile_s"])
     assert row["jax"]["compile_s"] == pytest.approx(2.0) and row["jax"]["first_call_overhead_s"] == pytest.approx(0.3)
     assert row["compile"]["compile_s"] == pytest.approx(8.0) and pd.isna(row["compile"]["first_call_overhead_s"])
-    shown = report.formatted(table.reset_index()).set_index("backend")
+    shown = compare.formatted(table.reset_index()).set_index("backend")
     assert shown.loc["numpy-handwritten-cpu-float64", "first call +"] == "noise"
     assert shown.loc["torch-compile-cpu-float64", ["first call +", "compile"]].tolist() == ["", "8 s"]
     extra[names["compile"]]["first_call_s"] = 1.2  # a first call no slower than a round: no compile to see
     write_run(results, 2, {name: rounds for name in names.values()}, extra=extra)
-    table = report.comparison(report.load_runs(results=results), "box/0002_abc_2026-11-25")
-    assert report.formatted(table).set_index("backend").loc["torch-compile-cpu-float64", "compile"] == "noise"
+    table = compare.comparison(suite_runs.load_runs(results=results), "box/0002_abc_2026-11-25")
+    assert compare.formatted(table).set_index("backend").loc["torch-compile-cpu-float64", "compile"] == "noise"
 
 
 def test_each_number_at_the_precision_that_shows_it(results):
@@ -195,7 +195,7 @@ def test_each_number_at_the_precision_that_shows_it(results):
     write_run(results, 1, {tiny: [1e-2] * 5, small: [1e-2] * 5, fast: [1e-3] * 5}, calibration={"jax": 0.02},
               extra={small: {"peak_memory_bytes": 221184, "working_set_bytes": 174600},
                      fast: {"gflops": 80.0, "epoch_flops": 2e6}})
-    shown = report.formatted(report.comparison(report.load_runs(results=results), "box/0001_abc_2026-11-25"))
+    shown = compare.formatted(compare.comparison(suite_runs.load_runs(results=results), "box/0001_abc_2026-11-25"))
     shown = shown.set_index("backend")
     f64, f32 = shown.loc["numpy-handwritten-cpu-float64"], shown.loc["numpy-handwritten-cpu-float32"]
     assert f64["GFLOP/s"] == "0.00800"            # 80 FLOPs x 1000 epochs in 10 ms, not "0.0"
@@ -324,8 +324,8 @@ def test_autograd_cost_is_each_autograd_variant_over_its_handwritten_twin(result
              "seed-affine[torch-handwritten-cpu-float64]": {"peak_memory_bytes": 2e6},
              "seed-affine[jax-jit-loop-cpu-float64]": {"handwritten": "handwritten"}}
     write_run(results, 1, timings, extra=extra)
-    frame, [run] = report.load(["1"], results)
-    table = report.comparison(frame, run).set_index("name")
+    frame, [run] = suite_runs.load(["1"], results)
+    table = compare.comparison(frame, run).set_index("name")
     assert table.at["torch-eager-cpu-float64", "autograd_cost"] == pytest.approx(3.0)
     assert table.at["torch-eager-cpu-float64", "autograd_memory"] == pytest.approx(3.0)
     assert table.at["jax-jit-loop-cpu-float64", "autograd_cost"] == pytest.approx(0.8)  # hand-written slower here
@@ -336,9 +336,7 @@ def test_autograd_cost_is_each_autograd_variant_over_its_handwritten_twin(result
 
 
 def test_spread_comes_from_the_latest_runs_even_when_the_baseline_is_older(results, capsys, monkeypatch):
-    from backprop_bench import regress
-
-    monkeypatch.setattr(regress, "SPREAD_RUNS", 6)
+    monkeypatch.setattr(check, "SPREAD_RUNS", 6)
     steady_history(results, 8, slow=BENCHMARKS[1])  # run 1, the baseline, is not among the latest 6
     assert main(["check", "--baseline", "1", "--against", "8"]) == 1
     flagged = [line for line in capsys.readouterr().out.splitlines() if line.endswith("regression")]
@@ -346,11 +344,9 @@ def test_spread_comes_from_the_latest_runs_even_when_the_baseline_is_older(resul
 
 
 def test_a_run_read_twice_under_two_names_counts_once_in_the_spread(results):
-    from backprop_bench import regress
-
     steady_history(results, 8, jumpy=BENCHMARKS[2])
-    saved = report.load_runs(results=results)
-    once = regress.run_to_run([saved], list(saved["machine_id"].unique()))
+    saved = suite_runs.load_runs(results=results)
+    once = check.run_to_run([saved], list(saved["machine_id"].unique()))
     assert once.notna().all() and len(once) == len(BENCHMARKS)
     renamed = saved.assign(run=saved["run"] + "-as-named-elsewhere")  # as `check` names a run given by its path
-    assert regress.run_to_run([saved, renamed], list(saved["machine_id"].unique())).equals(once)
+    assert check.run_to_run([saved, renamed], list(saved["machine_id"].unique())).equals(once)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from backprop_bench import report, store
+from backprop_bench import store
 from backprop_bench.cli import main
+from backprop_bench.store import suite_runs
 from tests.runs import BENCHMARKS, draws, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +123,7 @@ def test_a_run_stopped_by_ctrl_c_is_saved_marked_incomplete(tmp_path):
     [run] = saved(tmp_path / "out")
     assert run["backprop_bench_run"].pop("wall_s") > 0
     assert run["backprop_bench_run"] == {"complete": False, "why": "interrupted", "collected": 3, "ran": 2}
-    assert report.run_status(run) == "incomplete: interrupted, 2 of 3 ran"
+    assert suite_runs.run_status(run) == "incomplete: interrupted, 2 of 3 ran"
     [path] = (tmp_path / "out").rglob("*.json")
     assert (f"backprop-bench: interrupted; the benchmarks that finished are kept in {path}, "
             "marked incomplete") in done.stdout

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backprop_bench import report
 from backprop_bench.model import ModelSpec, check_memory, epoch_flops, parse_spec, training_bytes
+from backprop_bench.store import suite_runs
 from backprop_bench.workloads import find
 
 
@@ -119,7 +119,7 @@ def test_a_custom_workload_is_timed_checked_and_measured_like_a_builtin(tmp_path
     done = pytest_run("--benchmark-only", "--workloads-only", "--memory", "-k", "numpy and not matmul",
                       "--workload", "2,8,1:epochs=3:samples=16:name=mine", f"--benchmark-storage=file://{tmp_path}")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    row = report.load_runs(results=tmp_path).set_index("benchmark").loc["mine[numpy-handwritten-cpu-float64]"]
+    row = suite_runs.load_runs(results=tmp_path).set_index("benchmark").loc["mine[numpy-handwritten-cpu-float64]"]
     assert row["group"] == "mine: 2-8-1 identity bias float64, 16 samples, 3 epochs"
     assert row["epoch_flops"] == epoch_flops(ModelSpec((2, 8, 1)), 16) and row["init"] == "xavier"
     assert row["peak_memory_bytes"] >= 0 and row["working_set_bytes"] > 0

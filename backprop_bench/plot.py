@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import backends
+from backprop_bench.compare import workload_heading, workload_order
 from backprop_bench.formatting import seconds_text, significant
-from backprop_bench.report import run_label, workload_heading, workload_order
+from backprop_bench.store.suite_runs import run_label
 
 
-def plot(table: pd.DataFrame, rows: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write the figures of `table` (report.comparison of the run whose benchmarks are `rows`) as PNG
+def draw(table: pd.DataFrame, rows: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Write the figures of `table` (compare.comparison of the run whose benchmarks are `rows`) as PNG
     and SVG; return the PNG paths."""
     import matplotlib
 

@@ -8,9 +8,10 @@ decides timings: host, CPU model, core count and GPU. Reports written by the com
 `<results>` is `--results DIR` where given, else `results/` of the backprop-bench
 checkout holding the current directory, else `./results`.
 
-A suite run records the version of its layout, `backprop_bench_schema` (RUN_SCHEMA), and
-`migrate_run` brings an older run to the current one as it is read, so every reader
-sees one layout; a run from a newer version is refused in one line.
+This module writes (numbered, locked, never replacing a file) and reads JSON as untrusted
+input. What each kind of file holds, its schema version and migration, lives beside it:
+store/suite_runs.py for suite runs, store/records.py for what `ab`, `noise` and
+`bisect` save.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import platform
 import re
@@ -33,10 +35,6 @@ from backprop_bench.errors import UserError
 RECORD_FOLDERS = ("ab", "noise", "bisect")
 DERIVED_FOLDERS = ("plots", "pages")
 REPORT_FOLDERS = RECORD_FOLDERS + DERIVED_FOLDERS
-# The layout of a saved suite run. 1 (unrecorded): a reference's backend was "reference-<its name>";
-# 2: its backend is "reference" and its variant names it, like every other benchmark's identity.
-RUN_SCHEMA = 2
-SCHEMA_KEY = "backprop_bench_schema"
 RUN_NAME = re.compile(r"^(\d{4,12})_(.*)\.json$")  # 0001_..., on past 9999; a planted 245-digit name is no run
 
 
@@ -133,28 +131,6 @@ def record_files(results: Path) -> list[Path]:
     """Every numbered record the commands saved under `results` (`ab` comparisons, `noise` A/As), sorted by path."""
     return sorted(path for folder in RECORD_FOLDERS if (results / folder).is_dir()
                   for path in (results / folder).glob("*.json") if RUN_NAME.match(path.name))
-
-
-def save_run(folder: Path, suffix: str, run: dict) -> Path:
-    """Save a suite run (pytest-benchmark's JSON) with its schema version, as save_new does."""
-    return save_new(folder, suffix, json.dumps({**run, SCHEMA_KEY: RUN_SCHEMA}, indent=4, default=str))
-
-
-def migrate_run(run: dict) -> dict:
-    """The run in the current schema (in place); UserError for one saved by a newer backprop-bench."""
-    schema = run.get(SCHEMA_KEY, 1)
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-        raise UserError(f"{SCHEMA_KEY} is {schema!r}, not a schema version")
-    if schema > RUN_SCHEMA:
-        raise UserError(f"saved by a newer backprop-bench (schema {schema}; this one reads up to {RUN_SCHEMA}): "
-                        "upgrade it to read this run")
-    if schema < 2:
-        for bench in run["benchmarks"]:
-            info = bench.get("extra_info") or {}
-            if info.get("reference") and str(info.get("backend", "")).startswith("reference-"):
-                info["backend"] = "reference"
-    run[SCHEMA_KEY] = RUN_SCHEMA
-    return run
 
 
 def save_new(folder: Path, suffix: str, text: str) -> Path:
@@ -263,3 +239,78 @@ def write_output(path: Path, text: str) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+# --- reading any saved file: shared results are untrusted input ------------------------------------
+
+class SkippedRun(UserWarning):
+    """A file under results/ that is not a readable benchmark run."""
+
+
+def is_number(value) -> bool:
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
+def expect(mapping: dict, key: str, kind, where: str, required: bool = False) -> None:
+    if key not in mapping or (mapping[key] is None and not required):
+        if required:
+            raise UserError(f"{where} lacks {key!r}")
+        return
+    if not isinstance(mapping[key], kind):
+        raise UserError(f"{where}.{key} is a {type(mapping[key]).__name__}, not a {kind.__name__}")
+
+
+def validate_machine_info(info) -> None:
+    """Raise ValueError unless `info` has the shape store.machine_of and the page read (runs and `ab` records)."""
+    if not isinstance(info, dict):
+        raise UserError(f"machine_info is a {type(info).__name__}, not a dict")
+    for key in ("cpu", "backprop_bench"):
+        expect(info, key, dict, "machine_info")
+    for key in ("env", "machine"):
+        expect(info.get("backprop_bench") or {}, key, dict, "machine_info.backprop_bench")
+    suite = info.get("backprop_bench") or {}
+    for key in ("node", "cpu"):
+        expect(suite.get("machine") or {}, key, str, "machine_info.backprop_bench.machine")
+    expect(suite, "jax_devices", list, "machine_info.backprop_bench")
+    if not all(isinstance(d, str) for d in suite.get("jax_devices") or []):
+        raise UserError("machine_info.backprop_bench.jax_devices holds something other than text")
+
+
+# A JSON escape of a UTF-16 surrogate: the text can hold a lone one, which no file or terminal can show.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def invalid_text(value, where: str = "") -> str | None:
+    """Where in `value` (parsed JSON) a string holds a lone surrogate, e.g. 'machine_info.node'; None if nowhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "the file"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = invalid_text(key, f"{where} key") or invalid_text(item, f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := invalid_text(item, f"{where}[{index}]"):
+                return found
+    return None
+
+
+def read_json(path: Path):
+    """A saved file's JSON; ValueError saying why when it cannot be read, or holds text that is not Unicode."""
+    try:
+        text = path.read_text()
+        value = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise UserError(getattr(err, "strerror", None) or err) from None
+    except RecursionError:
+        raise UserError("nested too deeply") from None
+    if SURROGATE_ESCAPE.search(text) and (where := invalid_text(value)):
+        raise UserError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
+    return value

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import history
+from backprop_bench.compare import calibration_rows, setup_diff
 from backprop_bench.errors import UserError
-from backprop_bench.report import calibration_rows, setup_diff
 
 NORMALIZE = ("numpy", "matmul")         # compare's and check's: relative to the same run's NumPy backend or matmul
 CHECK_BY = ("reference", *NORMALIZE, "none")  # check's; reference: history's rule, the default
@@ -113,7 +113,7 @@ def run_to_run(frames: list[pd.DataFrame], machine_ids: list[str]) -> pd.Series:
     return pd.concat(spreads, axis=1).max(axis=1, skipna=False) if spreads else pd.Series(dtype=float)
 
 
-def check(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
+def regressions(frame: pd.DataFrame, baseline: str, current: str, threshold: float = 0.05, alpha: float = 0.01,
           normalize: str | None = "reference", spread: pd.Series | None = None) -> pd.DataFrame:
     """One row per benchmark in both runs: medians, ratio, p-value, how far its reference moved, its run-to-run
     spread, and verdict.
