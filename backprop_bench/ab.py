@@ -122,8 +122,10 @@ def interval(pairs: list[Pair]) -> tuple[float, float, float]:
     and one block 25-32% off the other five missed planted slowdowns. Huber's estimate
     pulls in any far pair, wherever it falls. Re-reading those saved records, it caught
     36 of 40 planted 4-7% slowdowns at a 3% threshold where block medians caught 28,
-    with 20 of 480 A/A intervals excluding 1 (23 before) and no false alarm
-    (docs/regressions.md). With fewer than 2 blocks there is no interval: (0, inf).
+    with 20 of 480 A/A intervals excluding 1 (23 before) and no false alarm; measured
+    afresh, 18 of 20 where the medians of the same pairs caught 20, and 12 of 240 A/A
+    intervals outside 1 (docs/regressions.md, benchmarks/gate_records.py).
+    With fewer than 2 blocks there is no interval: (0, inf).
     """
     from scipy.stats import t
 

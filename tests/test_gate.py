@@ -100,7 +100,7 @@ def test_a_noise_record_without_its_spreads_is_shown_with_dashes(tmp_path, monke
 
 def test_saved_gate_records_are_recounted_under_both_intervals(tmp_path, capsys, monkeypatch):
     """benchmarks/gate_records.py: a burst-hit block hides a planted 6% from the blocks' medians, not from ab.interval;
-    identical code stays quiet under both."""
+    identical code stays quiet under both. The packed pairs (docs/data) count the same."""
     from benchmarks import gate_records
     from benchmarks.gate_check import PLANTED_BENCHMARK
 
@@ -109,12 +109,16 @@ def test_saved_gate_records_are_recounted_under_both_intervals(tmp_path, capsys,
     quiet = [row(name, "same") for name in (TINY, "other")]
     for found in quiet:  # identical code: pairs of -1%, 0 and +1% in turn
         found["log_ratios"] = [0.01 * (i % 3 - 1) + 0.001 * (i // 3 % 2) for i in range(len(found["log_ratios"]))]
-    for kind, rows in (("aa", quiet),
-                       ("planted", [planted, row(TINY, "same", seed=4)])):
+    for kind, rows in (("aa", quiet), ("planted", [planted, row(TINY, "same", seed=4)])):
         (tmp_path / kind / "ab").mkdir(parents=True)
         (tmp_path / kind / "ab" / "0001_HEAD-vs-HEAD.json").write_text(json.dumps(record(rows)))
-    monkeypatch.setattr("sys.argv", ["gate_records", str(tmp_path)])
-    gate_records.main()
-    table = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in capsys.readouterr().out.splitlines()}
+    packed = tmp_path / "pairs.json.gz"
+    shown = []
+    for argv in ([str(tmp_path)], [str(tmp_path), "--pack", str(packed)], [str(packed)]):
+        monkeypatch.setattr("sys.argv", ["gate_records", *argv])
+        gate_records.main()
+        shown.append(capsys.readouterr().out)
+    table = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in shown[0].splitlines()}
     now, before = (table[name] for name in gate_records.METHODS)
     assert now == ["1", "0 of 2", "0", "1", "1 |"] and before == ["1", "0 of 2", "0", "1", "0 |"]
+    assert shown[1].startswith(f"wrote {packed}: 1 A/A and 1 planted") and shown[2] == shown[0]
