@@ -127,9 +127,13 @@ def interval(pairs: list[Pair]) -> tuple[float, float, float]:
     intervals outside 1 (docs/regressions.md, benchmarks/gate_records.py).
     With fewer than 2 blocks there is no interval: (0, inf).
     """
+    return bounds(*estimate(pairs))
+
+
+def bounds(center: float, se: float, blocks: int) -> tuple[float, float, float]:
+    """The ratio and its 95% interval from an estimate's log-ratio, standard error and blocks (see interval)."""
     from scipy.stats import t
 
-    center, se, blocks = estimate(pairs)
     if not math.isfinite(se):
         return math.exp(center), 0.0, math.inf
     half = t.ppf((1 + CONFIDENCE) / 2, blocks - 1) * se
@@ -544,8 +548,8 @@ class Pairs:
     def row(self, name: str, pairs: list[Pair], threshold: float) -> dict:
         """One benchmark of the record: medians, the ratio, its interval, verdict, every pair and timing."""
         baseline_s, candidate_s = self.timings[name]
-        ratio, low, high = interval(pairs)
-        _, se, blocks = estimate(pairs)
+        center, se, blocks = estimate(pairs)
+        ratio, low, high = bounds(center, se, blocks)
         return {"name": name, "baseline_median_s": float(np.median(baseline_s)),
                 "candidate_median_s": float(np.median(candidate_s)), "ratio": ratio, "ci_low": low, "ci_high": high,
                 "pairs": len(pairs), "blocks": blocks, "se": se,

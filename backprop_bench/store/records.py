@@ -19,7 +19,7 @@ from backprop_bench.errors import UserError
 
 AB_SCHEMA = 2      # "backprop_bench_ab": 1, one interval over all pairs; 2, blocks (both read)
 BISECT_SCHEMA = 1  # "backprop_bench_bisect"
-AB, NOISE, BISECT = "ab", "noise", "bisect"  # their folders under <results>
+AB, NOISE, BISECT = store.RECORD_FOLDERS  # their folders under <results>, as the store keeps them apart from runs
 # ab's verdicts: past the threshold; certain but not past it; none past it (same) or not resolved.
 VERDICTS = ("regression", "improvement", "slower", "faster", "same", "inconclusive")
 
