@@ -195,11 +195,11 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return "same" if 1 / (1 + threshold) <= low and high <= 1 + threshold else "inconclusive"
 
 
-def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], bool],
+def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Callable[[], float],
             rng: np.random.Generator, min_pairs: int,
             progress: Callable[[str, list, bool], None] = lambda *_: None, cycle: int = 1) -> dict[str, list[Pair]]:
-    """Paired log-ratios per benchmark, in rounds, until the time is up (and each has `min_pairs`), ending
-    only after a whole number of `cycle` pairs.
+    """Paired log-ratios per benchmark, in rounds, in whole cycles of `cycle` rounds, while the time left
+    (`time_left()`, in seconds) holds another cycle, and until each benchmark has `min_pairs`.
 
     Each round takes one pair of every benchmark still measuring, in a random order
     (randomized multiple interleaved trials): a benchmark's pairs spread over the whole
@@ -213,20 +213,39 @@ def measure(next_pair: Callable[[str], Pair], names: list[str], time_left: Calla
 
     `cycle` is the number of blocks: a benchmark's pairs go round its blocks, so ending
     on a whole cycle gives every block as many pairs as the others, and leaving out any
-    one block (see estimate) leaves out as many pairs as any other.
+    one block (see estimate) leaves out as many pairs as any other. The budget is a
+    deadline: a cycle of every benchmark starts only if the last one, as long again,
+    fits in the time left; where it does not, a last cycle is taken by the benchmarks it
+    holds, in a random order, each counted at what its last cycle took. (Running on to
+    finish a cycle took the presets up to 10 s past their budget here; ending everything
+    at the last whole cycle left up to 10 s unused.)
     """
     pairs: dict[str, list[Pair]] = {name: [] for name in names}
-    active = list(names)
+    active, last = list(names), False
     while active:
-        for name in rng.permutation(active):
-            pairs[name].append(next_pair(name))
-        still = []
+        spent = dict.fromkeys(active, 0.0)  # what each benchmark's cycle took, in seconds
+        for _ in range(cycle):
+            for name in rng.permutation(active):
+                before = time_left()
+                pairs[name].append(next_pair(name))
+                spent[name] += before - time_left()
+                progress(name, pairs[name], False)
+        another = set()
+        if not last:
+            left = time_left()
+            if sum(spent.values()) <= left:
+                another = set(active)
+            else:
+                last = True
+                for name in rng.permutation(active):
+                    if spent[name] <= left:
+                        another.add(name)
+                        left -= spent[name]
+        still = [name for name in active
+                 if (name in another and len(pairs[name]) < MAX_PAIRS) or len(pairs[name]) < min_pairs]
         for name in active:
-            whole = len(pairs[name]) % cycle == 0
-            done = (len(pairs[name]) >= min_pairs and whole and not time_left()) or len(pairs[name]) >= MAX_PAIRS
-            progress(name, pairs[name], done)
-            if not done:
-                still.append(name)
+            if name not in still:
+                progress(name, pairs[name], True)
         active = still
     return pairs
 
@@ -494,37 +513,52 @@ class Progress:
         return f"{name}: {len(pairs)} pairs, ratio {ratio:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def load(worker: WorkerProcess, names: list[str], check: bool) -> list[float]:
+    """Load, warm up (and `check`) every benchmark of `names` in `worker`; each one's last warm-up, in seconds."""
+    worker.send([{"op": "load", "name": name, "check": check} for name in names])
+    return [reply["warm_s"] for reply in worker.collect(len(names))]
+
+
+def load_blocks(firsts: tuple[WorkerProcess, WorkerProcess], launch: Callable[[], tuple[WorkerProcess, ...]],
+                names: list[str], blocks: int) -> dict[str, int]:
+    """Every benchmark loaded in every worker, block by block; the trainings per turn of each benchmark.
+
+    The first block loads first, with nothing else running: its workers' warm-ups, timed
+    alone, size the turns (Pairs.turn_length), and each checks its side's results against
+    NumPy's (the side's other workers run the same code). Then each block starts importing
+    while the one before it loads, a worker at a time: an import is one thread, and a
+    worker loading the presets another, so the two cores stay busy (start-up of the
+    presets here, 12 workers: 25 s with every import before any load, XX s so). Loads never
+    overlap: the larger trainings run on every core, and all twelve workers loading at once
+    took the mlp- benchmarks 306 s here, a block's two at a time 167 s, one at a time 132 s.
+    """
+    warm_s = [load(worker, names, check=True) for worker in firsts]
+    per_turn = {name: Pairs.turn_length(max(each[i] for each in warm_s)) for i, name in enumerate(names)}
+    following = launch() if blocks > 1 else ()
+    for k in range(1, blocks):
+        block, following = following, (launch() if k + 1 < blocks else ())
+        for worker in block:
+            worker.ready()
+            load(worker, names, check=False)
+    return per_turn
+
+
 class Pairs:
-    """Paired turns of the two sides in blocks: each benchmark loaded in every worker first, then one pair at a time.
+    """Paired turns of the two sides in blocks, one pair at a time, each benchmark loaded in every worker.
 
     Block k is the k-th baseline worker and the k-th candidate worker, each a process of
     its own: a pair is timed in one block, and a benchmark's pairs go round its blocks in
     a shuffled order, so each block times it about equally often (see interval).
     """
 
-    def __init__(self, workers: list[list[WorkerProcess]], names: list[str], rng: np.random.Generator,
-                 progress: Progress):
-        self.workers, self.rng = workers, rng
-        progress.loading(len(workers[0]) * 2)
-        # Loaded one worker at a time, nothing else running, block by block. All twelve workers at once
-        # loaded the mlp- benchmarks in 306 s here, a block's two at a time in 167 s, one at a time in
-        # 132 s: the larger trainings run on every core, and more of them thrash.
-        # The first worker of each side checks the results against NumPy's for its side; the others run the same code.
-        firsts = (workers[0][0], workers[1][0])
-        warm_s = {}
-        for worker in (worker for block in zip(*workers) for worker in block):
-            worker.send([{"op": "load", "name": name, "check": worker in firsts} for name in names])
-            loaded = worker.collect(len(names))
-            if worker in firsts:
-                warm_s[worker] = [reply["warm_s"] for reply in loaded]
-        self.per_turn = {name: self._turn_length(max(warm_s[worker][i] for worker in firsts))
-                         for i, name in enumerate(names)}
+    def __init__(self, workers: list[list[WorkerProcess]], per_turn: dict[str, int], rng: np.random.Generator):
+        self.workers, self.per_turn, self.rng = workers, per_turn, rng
         self.blocks = len(workers[0])
-        self.order = {name: [] for name in names}  # the blocks still to visit in this benchmark's current round
-        self.timings = {name: ([], []) for name in names}
+        self.order = {name: [] for name in per_turn}  # the blocks still to visit in this benchmark's current round
+        self.timings = {name: ([], []) for name in per_turn}
 
     @staticmethod
-    def _turn_length(alone_s: float) -> int:
+    def turn_length(alone_s: float) -> int:
         """Trainings per turn: as many as last TURN_S, from a warmed-up training timed alone in each side's
         first worker (its last warm-up, with no other worker running).
 
@@ -588,26 +622,25 @@ def compare_sides(baseline: str, candidate: str | None = None, *, threshold: flo
                  side(stack, repo, "candidate", candidate, candidate_python)]
         workers: list[list[WorkerProcess]] = [[], []]
 
-        def launch(count: int) -> None:  # `count` more workers a side, started at once: their imports overlap
-            started = []
-            for index, each in enumerate(sides):
-                for _ in range(count):
-                    started.append(WorkerProcess(each, device))
-                    stack.callback(started[-1].close)
-                    workers[index].append(started[-1])
-            for worker in started:
-                worker.ready()
+        def launch() -> tuple[WorkerProcess, ...]:  # one more block: a worker a side, importing meanwhile
+            block = tuple(WorkerProcess(each, device) for each in sides)
+            for index, worker in enumerate(block):
+                stack.callback(worker.close)
+                workers[index].append(worker)
+            return block
 
         # One worker a side first, to learn the benchmarks: a name that matches none ends the comparison in
-        # seconds, not after every worker has imported the frameworks (the imports share the CPUs either way).
-        launch(1)
-        names = chosen([workers[0][0], workers[1][0]], list(only), stream)
-        launch(processes - 1)
+        # seconds, not after every worker has imported the frameworks.
+        firsts = launch()
+        for worker in firsts:
+            worker.ready()
+        names = chosen(list(firsts), list(only), stream)
         end = start + (budget if budget is not None else SECONDS_PER_BENCHMARK * len(names))
-        rng = np.random.default_rng()
         progress = Progress(stream, len(names))
-        pairs = Pairs(workers, names, rng, progress)
-        found = measure(pairs, names, lambda: time.monotonic() < end, rng, PAIRS_PER_BLOCK * processes, progress,
+        progress.loading(2 * processes)
+        rng = np.random.default_rng()
+        pairs = Pairs(workers, load_blocks(firsts, launch, names, processes), rng)
+        found = measure(pairs, names, lambda: end - time.monotonic(), rng, PAIRS_PER_BLOCK * processes, progress,
                         cycle=processes)
         rows = [pairs.row(name, found[name], threshold) for name in names]
         return record(sides, workers, threshold, rows)

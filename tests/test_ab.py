@@ -163,7 +163,7 @@ def test_the_smallest_flagged_change_is_flagged_80_percent_of_the_time(sd, thres
     assert ab.smallest_flagged(float("inf"), blocks, 0.05) == float("inf")
 
 
-def measure_one(next_pair, time_left=lambda: True, blocks=4):
+def measure_one(next_pair, time_left=lambda: 1e9, blocks=4):
     """ab.measure of one benchmark whose pairs go round `blocks` blocks."""
     count = iter(range(10**6))
     found = ab.measure(lambda name: (next(count) % blocks, next_pair()), ["one"], time_left,
@@ -179,16 +179,34 @@ def test_measuring_stops_when_the_time_is_spent_but_not_before_the_minimum(time_
         pairs.append(paired_log_ratios(rng, 1, 1.0, 0.5)[0])
         return pairs[-1]
 
-    assert len(measure_one(next_pair, lambda: len(pairs) < time_for)) == expected
+    assert len(measure_one(next_pair, lambda: time_for - len(pairs))) == expected  # a pair takes a second
 
 
-def test_measuring_ends_on_a_whole_cycle_of_blocks():
-    """Every block gets as many pairs as the others: time spent after 25 pairs of 4 blocks means 28, 7 a block."""
+@pytest.mark.parametrize("time_for, expected", [(25, 24), (24, 24), (23, 20), (2, 4)])
+def test_measuring_ends_on_a_whole_cycle_of_blocks_within_the_time(time_for, expected):
+    """Every block gets as many pairs as the others, and a cycle starts only if it fits: with a second a pair,
+    4 blocks and 25 s, 24 pairs, 6 a block (not 28, 3 s late); the first cycle is taken whatever the time."""
     blocks, taken = 4, []
     found = ab.measure(lambda name: (len(taken) % blocks, taken.append(0.0) or 0.0), ["one"],
-                       lambda: len(taken) < 25, np.random.default_rng(0), ab.PAIRS_PER_BLOCK * blocks, cycle=blocks)
-    assert len(found["one"]) == 28
-    assert np.bincount([block for block, _ in found["one"]]).tolist() == [7] * blocks
+                       lambda: time_for - len(taken), np.random.default_rng(0), ab.PAIRS_PER_BLOCK * blocks,
+                       cycle=blocks)
+    assert len(found["one"]) == expected
+    assert np.bincount([block for block, _ in found["one"]]).tolist() == [expected // blocks] * blocks
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_last_cycle_is_taken_by_the_benchmarks_the_time_left_holds(seed):
+    """Pairs of 1, 2 and 3 s, 2 blocks: a cycle of all three takes 12 s. With 30 s, two whole cycles leave 6 s,
+    which hold a last cycle of some (2, 4 or 6 s each), not of all: each ends on a whole cycle, by the deadline."""
+    cost, clock = {"one": 1.0, "two": 2.0, "three": 3.0}, [0.0]
+
+    def next_pair(name):
+        clock[0] += cost[name]
+        return 0, 0.0  # the block: measure leaves blocks to next_pair
+
+    found = ab.measure(next_pair, list(cost), lambda: 30 - clock[0], np.random.default_rng(seed), 2, cycle=2)
+    assert clock[0] == 30
+    assert {len(pairs) for pairs in found.values()} == {4, 6}
 
 
 def test_measuring_never_stops_on_what_the_pairs_show():
@@ -201,7 +219,7 @@ def test_measuring_never_stops_on_what_the_pairs_show():
         ratio, spread = noise[name]
         return calls.count(name) % 4, paired_log_ratios(rng, 1, ratio, spread)[0]
 
-    found = ab.measure(next_pair, list(noise), lambda: len(calls) < 300, np.random.default_rng(7), 8)
+    found = ab.measure(next_pair, list(noise), lambda: 300 - len(calls), np.random.default_rng(7), 8)
     assert len(found["quiet"]) == len(found["noisy"]) == len(found["huge"]) == 100
     rounds = [calls[i:i + 3] for i in range(0, 30, 3)]
     assert all(sorted(r) == sorted(noise) for r in rounds) and len({tuple(r) for r in rounds}) > 1
