@@ -497,6 +497,12 @@ class Progress:
         self.stream.write(f"loading, warming up and checking {self.total} benchmarks in each of {workers} workers\n")
         self.stream.flush()
 
+    def loaded(self, took_s: float, budget_s: float) -> None:
+        left = (f"pairs until {budget_s:.0f} s, the budget" if took_s < budget_s else
+                f"the budget ({budget_s:.0f} s) is spent: one pair a block of each")
+        self.stream.write(f"workers started and loaded in {took_s:.0f} s; {left}\n")
+        self.stream.flush()
+
     def __call__(self, name: str, pairs: list, finished: bool) -> None:
         if finished:
             self.finished += 1
@@ -640,6 +646,7 @@ def compare_sides(baseline: str, candidate: str | None = None, *, threshold: flo
         progress.loading(2 * processes)
         rng = np.random.default_rng()
         pairs = Pairs(workers, load_blocks(firsts, launch, names, processes), rng)
+        progress.loaded(time.monotonic() - start, end - start)
         found = measure(pairs, names, lambda: end - time.monotonic(), rng, PAIRS_PER_BLOCK * processes, progress,
                         cycle=processes)
         rows = [pairs.row(name, found[name], threshold) for name in names]

@@ -388,6 +388,7 @@ def test_a_revision_against_a_revision(fake):
     assert [row["name"] for row in record["benchmarks"]] == [TINY]
     assert record["candidate"]["commit"] == git(fake, "rev-parse", "HEAD")
     assert any("not on the baseline (HEAD~1), left out: tiny2[" in line for line in lines)
+    assert any(line.startswith("workers started and loaded in ") for line in lines)  # where the budget went
 
 
 class Collect:
