@@ -10,10 +10,12 @@ alongside anything; the counts are only as new as the records, and a method chos
 these records must be checked on new ones (run gate_check again).
 
 Run as `python -m benchmarks.gate_records results/gate/*/`. The pairs of the gate checks
-behind docs/regressions.md are packed in docs/data/gate-pairs.json.gz (each benchmark's
+behind docs/regressions.md are packed in docs/data/gate-<date>.json.gz (each benchmark's
 blocks and log-ratios, rounded to 1e-7, nothing else), so a fresh clone can recount them:
-`python -m benchmarks.gate_records docs/data/gate-pairs.json.gz`; `--pack FILE` writes
-such a file from gate_check folders.
+`python -m benchmarks.gate_records docs/data/gate-*.json.gz`; `--pack FILE` writes
+such a file from a gate_check folder. It also counts each set's A/A intervals apart, with
+the pooled share's own 95% interval: whether the intervals hold their 95% overall, and
+how far one set strays.
 """
 
 from __future__ import annotations
@@ -101,6 +103,27 @@ def main() -> None:
     print("| interval | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
     for name, found in rows.items():
         print(f"| {name} | " + " | ".join(str(found[column]) for column in columns) + " |")
+    calibration([(source, pairs_of([source])["aa"]) for source in args.sources])
+
+
+def calibration(sets: list[tuple[Path, list[dict]]]) -> None:
+    """A/A intervals (ab.interval) excluding 1, per set and pooled, with the pooled share's 95% interval: whether
+    the intervals hold their 95%, and how far one set of them may stray from 5% when they do."""
+    from scipy.stats import binom, binomtest
+
+    missed = total = 0
+    print("\nA/A intervals excluding 1 (ab.interval, threshold 5%), per set:")
+    for source, comparisons in sets:
+        found = [x for comparison in comparisons for _, x in verdicts(comparison, ab.interval, 0.05).values()]
+        if found:
+            print(f"  {source}: {sum(found)} of {len(found)} ({sum(found) / len(found):.1%})")
+            missed, total = missed + sum(found), total + len(found)
+    if total:
+        low, high = binomtest(missed, total).proportion_ci()
+        print(f"  all: {missed} of {total} ({missed / total:.1%}; 95% interval of the share {low:.1%}-{high:.1%})")
+        print(f"  if each interval missed 1 independently 5% of the time, a set of 240 would exceed 5% (12) with "
+              f"probability {binom.sf(12, 240, 0.05):.0%}; the intervals of one comparison share its processes, so "
+              "real sets stray further")
 
 
 if __name__ == "__main__":

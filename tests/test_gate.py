@@ -121,4 +121,7 @@ def test_saved_gate_records_are_recounted_under_both_intervals(tmp_path, capsys,
     table = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in shown[0].splitlines()}
     now, before = (table[name] for name in gate_records.METHODS)
     assert now == ["1", "0 of 2", "0", "1", "1 |"] and before == ["1", "0 of 2", "0", "1", "0 |"]
-    assert shown[1].startswith(f"wrote {packed}: 1 A/A and 1 planted") and shown[2] == shown[0]
+    assert shown[1].startswith(f"wrote {packed}: 1 A/A and 1 planted")
+    assert shown[2].split("\n\n")[0] == shown[0].split("\n\n")[0]  # the table; then each set, named by its source
+    assert f"{tmp_path}: 0 of 2 (0.0%)" in shown[0] and f"{packed}: 0 of 2 (0.0%)" in shown[2]
+    assert "all: 0 of 2 (0.0%; 95% interval of the share 0.0%-84.2%)" in shown[0]
