@@ -1,0 +1,118 @@
+"""Why `ab` starts every worker fresh: the spread between processes, fresh ones against forked ones.
+
+Two processes running identical code time the same training a few percent apart, which
+is why `ab`'s interval is taken over blocks of processes. Starting a worker costs its
+imports (torch and JAX: about 2.5 s of CPU each here), so forking workers from a parent
+that has imported the frameworks once would give a minute more blocks. It would also
+share whatever the parent fixed before the fork (where the libraries were loaded, the
+interpreter's own allocations) among all of a side's workers: a difference between the
+two sides' parents would then be in every block alike, where the interval cannot see it.
+
+This script measures that. In rounds, in a random order each round, it starts a fresh
+interpreter and forks a child of a parent that imported numpy, torch and JAX; each
+loads the benchmarks, as an `ab` worker does (ab_worker.Server), and times 15 turns of
+0.1 s of each. Per benchmark and kind of process: the spread (standard deviation of the
+log) of the processes' median turns. If forked children spread less than fresh
+processes, part of the spread is fixed before the fork, and forking would hide it.
+
+Run as `python -m benchmarks.process_spread [--processes N] [--only TEXT]` with nothing
+else running (the numbers are timings); the result is saved under
+results/process-spread/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from backprop_bench import ab_worker, store
+
+ROOT = Path(__file__).resolve().parent.parent
+TURNS, TURN_S = 15, 0.1
+DEFAULT_ONLY = ("seed-affine[numpy-handwritten", "seed-affine[torch-handwritten", "seed-affine[jax-jit-step")
+
+
+def median_turns(only: list[str]) -> dict[str, float]:
+    """In this process: each chosen benchmark loaded as an ab worker loads it, then its median turn, in seconds."""
+    server = ab_worker.Server(ROOT, "cpu")
+    found = {}
+    for name in [name for name in server.benchmarks if any(text in name for text in only)]:
+        server.load(name, check=False)
+        training = server.trainings[name]
+        per_turn = max(1, int(TURN_S / training.time_once()[0]))
+        found[name] = float(np.median([np.median([training.time_once()[0] for _ in range(per_turn)])
+                                       for _ in range(TURNS)]))
+    return found
+
+
+def fresh(only: list[str]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.process_spread", "--child", *only],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def forked(only: list[str]) -> dict[str, float]:
+    """In a child forked from this process (which has imported the frameworks)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        os.write(write, json.dumps(median_turns(only)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as replies:
+        found = json.loads(replies.read())
+    os.waitpid(pid, 0)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=12, help="processes of each kind (default 12)")
+    parser.add_argument("--only", action="append", help="benchmarks whose names contain TEXT (repeatable; default: "
+                                                        "seed-affine's NumPy, hand-written torch and JAX jit-step)")
+    parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(median_turns(args.child)))
+        return
+    only = args.only or list(DEFAULT_ONLY)
+    import jax  # noqa: F401  (the parent's imports, shared by every forked child)
+    import torch  # noqa: F401
+
+    kinds = {"fresh": fresh, "forked": forked}
+    found: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    rng = np.random.default_rng()
+    for index in range(args.processes):
+        for kind in rng.permutation(list(kinds)):
+            found[kind].append(kinds[kind](only))
+        print(f"round {index + 1} of {args.processes}", file=sys.stderr)
+    machine = store.machine_label(store.this_machine())
+    rows = []
+    for name in found["fresh"][0]:
+        for kind, runs in found.items():
+            logs = np.log([run[name] for run in runs])
+            rows.append({"benchmark": name, "processes": kind, "median_s": float(np.exp(np.median(logs))),
+                         "spread": float(np.std(logs, ddof=1)), "range": float(logs.max() - logs.min())})
+    folder = store.results_dir() / "process-spread"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H%M%S')}.json"
+    path.write_text(json.dumps({"machine": machine, "turns": TURNS, "turn_s": TURN_S, "rows": rows,
+                                "median_turns": found}, indent=1))
+    print(f"{args.processes} processes of each kind on {machine}; saved {path}\n")
+    print("| benchmark | processes | median turn | spread between processes (sd of the log) | range |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['benchmark']} | {row['processes']} | {row['median_s'] * 1e3:.2f} ms | {row['spread']:.2%} "
+              f"| {row['range']:.2%} |")
+
+
+if __name__ == "__main__":
+    main()
