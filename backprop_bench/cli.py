@@ -467,9 +467,11 @@ def run_ab(args) -> int:
     elif args.format == "markdown":
         text = ab.markdown(found)
     else:
+        busy = ab.busy_note(found["benchmarks"])
         text = (f"baseline {found['baseline']['label']}, candidate {found['candidate']['label']}: "
                 f"ratio candidate/baseline, threshold {threshold:.0%}\n"
-                f"{ab.table(found).to_string(index=False)}\n{ab.summary(found)}\n{ab.RATIO_NOTE}\n")
+                f"{ab.table(found).to_string(index=False)}\n{ab.summary(found)}\n{ab.RATIO_NOTE}\n"
+                + (f"{busy}\n" if busy else ""))
     status = show_then_save(text, output, lambda: ab.save_record(found, results))
     return status or (1 if any(row["verdict"] == "regression" for row in found["benchmarks"]) else 0)
 
@@ -489,7 +491,9 @@ def run_noise(args) -> int:
         text = json.dumps(found, indent=1) + "\n"
     else:
         body = formatting.markdown(shown) if args.format == "markdown" else shown.to_string(index=False)
-        text = f"A/A of the working tree, threshold {threshold:.0%}:\n{body}\n{noise.summary(found)}\n"
+        busy = ab.busy_note(found["benchmarks"])
+        text = (f"A/A of the working tree, threshold {threshold:.0%}:\n{body}\n{noise.summary(found)}\n"
+                + (f"{busy}\n" if busy else ""))
     return show_then_save(text, output, lambda: noise.save(found, results))
 
 

@@ -104,6 +104,24 @@ def main() -> None:
     for name, found in rows.items():
         print(f"| {name} | " + " | ".join(str(found[column]) for column in columns) + " |")
     calibration([(source, pairs_of([source])["aa"]) for source in args.sources])
+    by_bursts(comparisons["planted"])
+
+
+def by_bursts(planted: list[dict]) -> None:
+    """Planted slowdowns caught (ab.interval, threshold 3%) against how busy the machine was: the share of each
+    comparison's pairs hit by bursts (ab.burst_share), in the bins of ab.busy_note."""
+    bins = {f"at most {ab.BUSY_SHARE:.0%}": [], f"{ab.BUSY_SHARE:.0%}-10%": [], "over 10%": []}
+    for comparison in planted:
+        rows = [{"ratio": math.exp(ab.estimate(list(zip(blocks, log_ratios)))[0]), "log_ratios": log_ratios}
+                for blocks, log_ratios in comparison.values()]
+        share = ab.burst_share(rows)
+        caught = verdicts(comparison, ab.interval, 0.03)[PLANTED_BENCHMARK][0] == "regression"
+        bins[list(bins)[0 if share <= ab.BUSY_SHARE else 1 if share <= 0.1 else 2]].append(caught)
+    if planted:
+        print(f"\nplanted slowdowns caught (threshold 3%), by the share of pairs more than "
+              f"{math.expm1(ab.BURST):.0%} off their benchmark's estimate (bursts of load):")
+        for name, caught in bins.items():
+            print(f"  {name}: {sum(caught)} of {len(caught)}")
 
 
 def calibration(sets: list[tuple[Path, list[dict]]]) -> None:

@@ -50,6 +50,20 @@ def test_the_ci_summary_without_changes_says_none():
     assert "### Changed (0)\n\nNone." in text
 
 
+def test_a_busy_machine_is_named_in_the_output():
+    """More than 5% of the pairs hit by bursts (more than 22% off their benchmark's estimate): a note says so."""
+    quiet = row("a[numpy-x-cpu-float64]", "same", blocks=4, per_block=10)
+    assert ab.burst_share([quiet]) == 0 and ab.busy_note([quiet]) == ""
+    assert "Note" not in ab.markdown(record([quiet]))
+    busy = row("a[numpy-x-cpu-float64]", "inconclusive", blocks=4, per_block=10)
+    busy["log_ratios"][::8] = [0.5, -0.4, 0.6, -0.5, 0.45]  # 5 of 40 pairs hit by bursts
+    assert ab.burst_share([busy]) == pytest.approx(5 / 40)
+    note = ab.busy_note([busy])
+    assert note.startswith("the machine was busy: 12% of the pairs stood more than 22% off")
+    assert "> **Note**: The machine was busy: 6%" in ab.markdown(record([quiet, busy]))
+    assert ab.burst_share([quiet, busy]) == pytest.approx(5 / 80)  # 6%: still over 5%
+
+
 def test_noise_spreads_and_smallest_flagged_change():
     found = record([row("a[numpy-x-cpu-float64]", "same", spread=0.02, blocks=6, per_block=20)])
     found["benchmarks"][0].update(noise.spreads(found["benchmarks"][0]))
