@@ -535,8 +535,8 @@ def load_blocks(firsts: tuple[WorkerProcess, WorkerProcess], launch: Callable[[]
     alone, size the turns (Pairs.turn_length), and each checks its side's results against
     NumPy's (the side's other workers run the same code). Then each block starts importing
     while the one before it loads, a worker at a time: an import is one thread, and a
-    worker loading the presets another, so the two cores stay busy (start-up of the
-    presets here, 12 workers: 25 s with every import before any load, XX s so). Loads never
+    worker loading the presets another, so the two cores stay busy (the presets' 12
+    workers here: ready after 24-25 s with every import before any load, 21 s so). Loads never
     overlap: the larger trainings run on every core, and all twelve workers loading at once
     took the mlp- benchmarks 306 s here, a block's two at a time 167 s, one at a time 132 s.
     """
@@ -733,10 +733,10 @@ def busy_note(rows: list[dict]) -> str:
     """A line saying the machine was busy, where more than BUSY_SHARE of the pairs were hit by bursts; else "".
 
     Bursts cost `ab` its sight more than its honesty, so a user must be told when a
-    comparison saw less than usual. In the gate checks kept in docs/data (80 comparisons
+    comparison saw less than usual. In the gate checks kept in docs/data (100 comparisons
     with a planted 4-7% slowdown at a 3% threshold and the default budget, 2-core AMD EPYC
-    VMs), the plant was caught in 48 of 50 comparisons with at most 5% of pairs so far
-    off, in 10 of 16 with 5-10%, and in 5 of 14 with more (benchmarks/gate_records.py).
+    VMs), the plant was caught in 51 of 53 comparisons with at most 5% of pairs so far
+    off, in 14 of 22 with 5-10%, and in 8 of 25 with more (benchmarks/gate_records.py).
     """
     share = burst_share(rows)
     if share <= BUSY_SHARE:
