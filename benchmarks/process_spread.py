@@ -33,8 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from backprop_bench import ab_worker, store
+from backprop_bench import ab_worker, formatting, store
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS, TURN_S = 15, 0.1
@@ -111,12 +112,13 @@ def main() -> None:
     path.write_text(json.dumps({"machine": machine, "turns": TURNS, "turn_s": TURN_S, "rows": rows,
                                 "median_turns": found}, indent=1))
     print(f"{args.processes} processes of each kind on {machine}; saved {path}\n")
-    print("| benchmark | processes | median turn | spread between processes (sd of the log) | the same, robust "
-          "(1.4826 MAD) | range |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['benchmark']} | {row['processes']} | {row['median_s'] * 1e3:.2f} ms | {row['spread']:.2%} "
-              f"| {row['robust_spread']:.2%} | {row['range']:.2%} |")
+    print(formatting.markdown(pd.DataFrame({
+        "benchmark": [row["benchmark"] for row in rows],
+        "processes": [row["processes"] for row in rows],
+        "median turn": [f"{row['median_s'] * 1e3:.2f} ms" for row in rows],
+        "spread between processes (sd of the log)": [f"{row['spread']:.2%}" for row in rows],
+        "the same, robust (1.4826 MAD)": [f"{row['robust_spread']:.2%}" for row in rows],
+        "range": [f"{row['range']:.2%}" for row in rows]})))
 
 
 if __name__ == "__main__":
