@@ -64,6 +64,26 @@ class AbError(UserError):
 
 # --- statistics: pure functions of paired log-ratios in blocks ------------------------------------
 
+def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
+    """One pair's log(candidate / baseline), from the two turns' trainings (seconds each): their fastest.
+
+    A turn's trainings run the same code from the same fresh parameters, so they differ
+    only by what the machine did to them, and load only ever adds time. Here it comes in
+    bursts that cover part of a turn: in the saved gate checks a fifth to a quarter of
+    some comparisons' pairs stood 20-60% off, where the two turns of one process, taken
+    back to back, agreed within 1%. The fastest training of a turn is the one a burst
+    spared, where the median is moved once a burst covers half the turn. Re-reading the
+    pairs of the 120 planted and 120 A/A comparisons of 2026-12-04/05 with each turn's
+    fastest training instead of its median: planted 4-7% slowdowns caught alone at a 3%
+    threshold 110 times instead of 92 (on the two busiest sets 16 and 17 of 20 instead of
+    8 and 10), A/A intervals outside 1 73 of 1440 either way (docs/regressions.md). What
+    it cannot see: a change that slows only some trainings of a turn (the median missed
+    those in under half of them too); a turn of one training (torch eager on the presets)
+    is that training either way.
+    """
+    return math.log(min(candidate) / min(baseline))
+
+
 def block_medians(pairs: list[Pair]) -> np.ndarray:
     """Each block's median log-ratio, in block order: how far apart the processes ran (noise's between_blocks)."""
     blocks: dict[int, list[float]] = {}
@@ -585,7 +605,7 @@ class Pairs:
             turn[index] = self.workers[index][block].ask(op="time", name=name, n=self.per_turn[name])["s"]
         for index in (0, 1):
             self.timings[name][index].extend(turn[index])
-        return block, math.log(np.median(turn[1]) / np.median(turn[0]))
+        return block, pair_log_ratio(turn[0], turn[1])
 
     def row(self, name: str, pairs: list[Pair], threshold: float) -> dict:
         """One benchmark of the record: medians, the ratio, its interval, verdict, every pair and timing."""
@@ -697,8 +717,8 @@ def table(ab_record: dict):
 
 
 CHANGED = ("regression", "improvement", "slower", "faster")
-RATIO_NOTE = ("ratio: the paired ratio (each candidate turn over the baseline turn beside it; a robust geometric "
-              "mean of these), not the ratio of the two medians shown")
+RATIO_NOTE = ("ratio: the paired ratio (each candidate turn's fastest training over the baseline turn's beside it; "
+              "a robust geometric mean of these), not the ratio of the two medians shown")
 
 
 def markdown(ab_record: dict) -> str:

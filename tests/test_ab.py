@@ -97,6 +97,55 @@ def test_two_bursts_in_one_block_do_not_hide_a_slowdown():
     assert ab.verdict(*ab.interval(pairs), 0.03) == "regression"
 
 
+def bursty_turn(rng, trainings, speed, burst_share=0.3):
+    """One turn's training times: a 0.5% spread, and in a share of the turns a burst of load that slows a run of
+    consecutive trainings (up to all of them) by 20-60%."""
+    times = speed * np.exp(0.005 * rng.normal(size=trainings))
+    if rng.random() < burst_share:
+        start = rng.integers(trainings)
+        times[start:start + rng.integers(1, trainings + 1)] *= 1 + rng.uniform(0.2, 0.6)
+    return list(times)
+
+
+def turn_pairs(rng, blocks, per_block, ratio, trainings=6):
+    """(block, log-ratio) pairs read from bursty turns, each process at its own speed (1% apart)."""
+    pairs = []
+    for block in range(blocks):
+        baseline, candidate = np.exp(0.01 * rng.normal(size=2))
+        pairs += [(block, ab.pair_log_ratio(bursty_turn(rng, trainings, baseline),
+                                            bursty_turn(rng, trainings, ratio * candidate)))
+                  for _ in range(per_block)]
+    return pairs
+
+
+def test_the_interval_holds_its_95_percent_on_pairs_read_from_bursty_turns():
+    rng = np.random.default_rng(3)
+    covered = [low <= 1.04 <= high for low, high in
+               (ab.interval(turn_pairs(rng, 6, 3, 1.04))[1:] for _ in range(1500))]
+    assert 0.93 <= np.mean(covered) <= 0.97, np.mean(covered)
+
+
+class ScriptedWorker:
+    """A worker whose turns are given: each `time` request answers the next turn's training times."""
+
+    def __init__(self, turns):
+        self.turns = iter(turns)
+
+    def ask(self, op, name, n):
+        return {"s": next(self.turns)}
+
+
+def test_a_pair_is_read_from_each_turns_fastest_training():
+    """A 5% slower candidate whose turn a burst of load covered but for its first training: the medians of the
+    turns would read 1.6, the fastest trainings read the change."""
+    workers = [[ScriptedWorker([[1.0, 1.01, 1.0, 1.02]])], [ScriptedWorker([[1.05, 1.6, 1.62, 1.7]])]]
+    pairs = ab.Pairs(workers, {"b": 4}, np.random.default_rng(0))
+    block, log_ratio = pairs("b")
+    assert block == 0 and log_ratio == pytest.approx(np.log(1.05))
+    assert np.median([1.05, 1.6, 1.62, 1.7]) / np.median([1.0, 1.01, 1.0, 1.02]) > 1.5
+    assert pairs.timings["b"] == ([1.0, 1.01, 1.0, 1.02], [1.05, 1.6, 1.62, 1.7])
+
+
 def test_the_jackknife_error_shrinks_with_blocks_not_with_pairs_in_a_block():
     """The unit of replication is the block: pairs that repeat their block's offset add nothing."""
     offsets = [0.03, -0.01, 0.02, 0.0, -0.02, 0.01]
