@@ -1,21 +1,23 @@
-"""Saved gate checks, re-read: what `ab`'s interval today, and the one before it, make of the same pairs.
+"""Saved gate checks, re-read: what `ab`'s pairs and interval today, and those before them, make of the same turns.
 
-`benchmarks/gate_check.py` keeps every comparison's record (each benchmark's paired
-log-ratios and their blocks) under `results/gate/<date>/aa/ab/` and `.../planted/ab/`.
-This script recomputes every interval and verdict from those pairs, with `ab.interval`
-and with the t interval over the blocks' medians that `ab` used until commit 23e9951,
-and counts, per method: A/A intervals excluding 1 and false alarms (threshold 5%), and
-planted 4-7% slowdowns flagged alone (threshold 3%). It times nothing, so it can run
-alongside anything; the counts are only as new as the records, and a method chosen on
-these records must be checked on new ones (run gate_check again).
+`benchmarks/gate_check.py` keeps every comparison's record (each benchmark's trainings,
+turn by turn, and its pairs' blocks) under `results/gate/<date>/aa/ab/` and
+`.../planted/ab/`. This script reads every pair two ways from those trainings, as each
+turn's fastest training (`ab.pair_log_ratio`, since commit c54d5fb) and as its median
+(before), and recomputes every interval and verdict with `ab.interval` and with the t
+interval over the blocks' medians that `ab` used until commit 23e9951. It counts, per
+method: A/A intervals excluding 1 and false alarms (threshold 5%), and planted 4-7%
+slowdowns flagged alone (threshold 3%). It times nothing, so it can run alongside
+anything; the counts are only as new as the records, and a method chosen on these
+records must be checked on new ones (run gate_check again).
 
 Run as `python -m benchmarks.gate_records results/gate/*/`. The pairs of the gate checks
 behind docs/regressions.md are packed in docs/data/gate-<date>.json.gz (each benchmark's
-blocks and log-ratios, rounded to 1e-7, nothing else), so a fresh clone can recount them:
-`python -m benchmarks.gate_records docs/data/gate-*.json.gz`; `--pack FILE` writes
-such a file from a gate_check folder. It also counts each set's A/A intervals apart, with
-the pooled share's own 95% interval: whether the intervals hold their 95% overall, and
-how far one set strays.
+blocks and its pairs read both ways, rounded to 1e-7, nothing else), so a fresh clone can
+recount them: `python -m benchmarks.gate_records docs/data/gate-*.json.gz`; `--pack FILE`
+writes such a file from a gate_check folder. It also counts each set's A/A intervals
+apart, with the pooled share's own 95% interval: whether the intervals hold their 95%
+overall, and how far one set strays.
 """
 
 from __future__ import annotations
@@ -42,13 +44,26 @@ def block_median_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
-METHODS = {"ab.interval (Huber, jackknife over blocks)": ab.interval,
-           "blocks' medians, t interval (until 23e9951)": block_median_interval}
+STATISTICS = {"fastest": min, "median": np.median}  # how a pair reads its two turns' trainings
+
+METHODS = {  # (the pairs, the interval over them)
+    "each turn's fastest training; Huber, jackknife over blocks (ab since c54d5fb)": ("fastest", ab.interval),
+    "each turn's median; Huber, jackknife over blocks (23e9951 until c54d5fb)": ("median", ab.interval),
+    "each turn's median; blocks' medians, t interval (until 23e9951)": ("median", block_median_interval),
+}
+NOW = next(iter(METHODS.values()))
+
+
+def read_both_ways(row: dict) -> dict[str, list[float]]:
+    """A saved benchmark's pairs, from its trainings turn by turn: log(candidate / baseline) of each statistic."""
+    baseline, candidate = (np.reshape(row[side], (row["pairs"], -1)) for side in ("baseline_s", "candidate_s"))
+    return {name: [round(math.log(statistic(c) / statistic(b)), 7) for b, c in zip(baseline, candidate)]
+            for name, statistic in STATISTICS.items()}
 
 
 def pairs_of(sources: list[Path]) -> dict[str, list[dict[str, list]]]:
-    """{"aa": [...], "planted": [...]}: each saved comparison as {benchmark: [blocks, log-ratios]}, from gate_check
-    folders or a packed file."""
+    """{"aa": [...], "planted": [...]}: each saved comparison as {benchmark: [blocks, {statistic: log-ratios}]},
+    from gate_check folders or a packed file."""
     found: dict[str, list] = {"aa": [], "planted": []}
     for source in sources:
         if source.is_file():
@@ -57,16 +72,17 @@ def pairs_of(sources: list[Path]) -> dict[str, list[dict[str, list]]]:
             continue
         for kind in found:
             for path in sorted(source.glob(f"{kind}/ab/*.json")):
-                found[kind].append({row["name"]: [row["pair_blocks"], [round(x, 7) for x in row["log_ratios"]]]
+                found[kind].append({row["name"]: [row["pair_blocks"], read_both_ways(row)]
                                     for row in json.loads(path.read_text())["benchmarks"]})
     return found
 
 
 def verdicts(comparison: dict[str, list], method, threshold: float) -> dict[str, tuple[str, bool]]:
     """Each benchmark of a comparison: (verdict, whether the interval excludes 1) under `method`."""
+    statistic, interval = method
     found = {}
     for name, (blocks, log_ratios) in comparison.items():
-        ratio, low, high = method(list(zip(blocks, log_ratios)))
+        ratio, low, high = interval(list(zip(blocks, log_ratios[statistic])))
         found[name] = ab.verdict(ratio, low, high, threshold), low > 1 or high < 1
     return found
 
@@ -101,7 +117,7 @@ def main() -> None:
         return
     rows = {name: counts(comparisons, method) for name, method in METHODS.items()}
     columns = list(next(iter(rows.values())))
-    print("| interval | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
+    print("| pairs; interval | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
     for name, found in rows.items():
         print(f"| {name} | " + " | ".join(str(found[column]) for column in columns) + " |")
     calibration([(source, each["aa"]) for source, each in sets.items()])
@@ -109,13 +125,14 @@ def main() -> None:
 
 
 def by_bursts(planted: list[dict]) -> None:
-    """Planted slowdowns caught (ab.interval, threshold 3%) against how busy the machine was: the share of each
-    comparison's pairs hit by bursts (ab.burst_share), in the bins of ab.busy_note."""
+    """Planted slowdowns caught (ab's pairs and interval, threshold 3%) against how busy the machine was: the share
+    of each comparison's pairs hit by bursts (ab.burst_share), in the bins of ab.busy_note."""
+    statistic = NOW[0]
     bins = {f"at most {ab.BUSY_SHARE:.0%}": [], f"{ab.BUSY_SHARE:.0%}-10%": [], "over 10%": []}
     for comparison in planted:
-        estimates = {name: ab.estimate(list(zip(blocks, log_ratios)))
+        estimates = {name: ab.estimate(list(zip(blocks, log_ratios[statistic])))
                      for name, (blocks, log_ratios) in comparison.items()}
-        share = ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios}
+        share = ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios[statistic]}
                                 for name, (_, log_ratios) in comparison.items()])
         caught = ab.verdict(*ab.bounds(*estimates[PLANTED_BENCHMARK]), 0.03) == "regression"
         bins[list(bins)[0 if share <= ab.BUSY_SHARE else 1 if share <= 0.1 else 2]].append(caught)
@@ -127,14 +144,14 @@ def by_bursts(planted: list[dict]) -> None:
 
 
 def calibration(sets: list[tuple[Path, list[dict]]]) -> None:
-    """A/A intervals (ab.interval) excluding 1, per set and pooled, with the pooled share's 95% interval: whether
-    the intervals hold their 95%, and how far one set of them may stray from 5% when they do."""
+    """A/A intervals (ab's pairs and interval) excluding 1, per set and pooled, with the pooled share's 95%
+    interval: whether the intervals hold their 95%, and how far one set of them may stray from 5% when they do."""
     from scipy.stats import binom, binomtest
 
     missed = total = 0
-    print("\nA/A intervals excluding 1 (ab.interval, threshold 5%), per set:")
+    print("\nA/A intervals excluding 1 (ab's pairs and interval, threshold 5%), per set:")
     for source, comparisons in sets:
-        found = [x for comparison in comparisons for _, x in verdicts(comparison, ab.interval, 0.05).values()]
+        found = [x for comparison in comparisons for _, x in verdicts(comparison, NOW, 0.05).values()]
         if found:
             print(f"  {source}: {sum(found)} of {len(found)} ({sum(found) / len(found):.1%})")
             missed, total = missed + sum(found), total + len(found)
