@@ -69,17 +69,17 @@ def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
 
     A turn's trainings run the same code from the same fresh parameters, so they differ
     only by what the machine did to them, and load only ever adds time. Here it comes in
-    bursts that cover part of a turn: in the saved gate checks a fifth to a quarter of
-    some comparisons' pairs stood 20-60% off, where the two turns of one process, taken
-    back to back, agreed within 1%. The fastest training of a turn is the one a burst
-    spared, where the median is moved once a burst covers half the turn. Re-reading the
-    pairs of the 120 planted and 120 A/A comparisons of 2026-12-04/05 with each turn's
-    fastest training instead of its median: planted 4-7% slowdowns caught alone at a 3%
-    threshold 110 times instead of 92 (on the two busiest sets 16 and 17 of 20 instead of
-    8 and 10), A/A intervals outside 1 73 of 1440 either way (docs/regressions.md). What
-    it cannot see: a change that slows only some trainings of a turn (the median missed
-    those in under half of them too); a turn of one training (torch eager on the presets)
-    is that training either way.
+    bursts that cover part of a turn, and hit the two processes of a pair apart: with
+    identical code (benchmarks/turn_spread.py), NumPy seed-affine's pairs spread 3.0%
+    across two processes read by the turns' medians, 1.0% read by their fastest
+    trainings (1.5% and 0.8% for two turns of one process). The fastest training of a
+    turn is the one a burst spared, where the median moves once a burst covers half the
+    turn. In the gate checks (docs/regressions.md), reading the turns' fastest caught a
+    planted 4-7% slowdown alone at a 3% threshold in 15 of 20 new comparisons where the
+    medians of the same turns caught 11 (125 and 103 of all 140 saved), with A/A
+    intervals outside 1 in 83 of 1680 cases (4.9%). What it cannot see: a change that
+    slows only some trainings of a turn (the median missed those in under half of them
+    too); a turn of one training (torch eager on the presets) is that training either way.
     """
     return math.log(min(candidate) / min(baseline))
 
@@ -753,10 +753,12 @@ def busy_note(rows: list[dict]) -> str:
     """A line saying the machine was busy, where more than BUSY_SHARE of the pairs were hit by bursts; else "".
 
     Bursts cost `ab` its sight more than its honesty, so a user must be told when a
-    comparison saw less than usual. In the gate checks kept in docs/data (100 comparisons
+    comparison saw less than usual. In the gate checks kept in docs/data (120 comparisons
     with a planted 4-7% slowdown at a 3% threshold and the default budget, 2-core AMD EPYC
-    VMs), the plant was caught in 51 of 53 comparisons with at most 5% of pairs so far
-    off, in 14 of 22 with 5-10%, and in 8 of 25 with more (benchmarks/gate_records.py).
+    VMs, pairs read as `ab` reads them since c54d5fb), the plant was caught in 79 of 86
+    comparisons with at most 5% of pairs so far off, in 15 of 17 with 5-10%, and in 11 of
+    17 with more (benchmarks/gate_records.py; read by the turns' medians, as before, the
+    same comparisons sorted by their own pairs: 54 of 57, 18 of 27 and 13 of 36).
     """
     share = burst_share(rows)
     if share <= BUSY_SHARE:
