@@ -44,7 +44,12 @@ def block_median_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
     return math.exp(center), math.exp(center - half), math.exp(center + half)
 
 
-STATISTICS = {"fastest": min, "median": np.median}  # how a pair reads its two turns' trainings
+def median_pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
+    """A pair as `ab` read it until commit c54d5fb: from its two turns' median trainings."""
+    return math.log(np.median(candidate) / np.median(baseline))
+
+
+READINGS = {"fastest": ab.pair_log_ratio, "median": median_pair_log_ratio}  # a pair, from its two turns
 
 METHODS = {  # (the pairs, the interval over them)
     "each turn's fastest training; Huber, jackknife over blocks (ab since c54d5fb)": ("fastest", ab.interval),
@@ -55,14 +60,14 @@ NOW = next(iter(METHODS.values()))
 
 
 def read_both_ways(row: dict) -> dict[str, list[float]]:
-    """A saved benchmark's pairs, from its trainings turn by turn: log(candidate / baseline) of each statistic."""
+    """A saved benchmark's pairs, from its trainings turn by turn: each reading's log(candidate / baseline)."""
     baseline, candidate = (np.reshape(row[side], (row["pairs"], -1)) for side in ("baseline_s", "candidate_s"))
-    return {name: [round(math.log(statistic(c) / statistic(b)), 7) for b, c in zip(baseline, candidate)]
-            for name, statistic in STATISTICS.items()}
+    return {name: [round(read(list(b), list(c)), 7) for b, c in zip(baseline, candidate)]
+            for name, read in READINGS.items()}
 
 
 def pairs_of(sources: list[Path]) -> dict[str, list[dict[str, list]]]:
-    """{"aa": [...], "planted": [...]}: each saved comparison as {benchmark: [blocks, {statistic: log-ratios}]},
+    """{"aa": [...], "planted": [...]}: each saved comparison as {benchmark: [blocks, {reading: log-ratios}]},
     from gate_check folders or a packed file."""
     found: dict[str, list] = {"aa": [], "planted": []}
     for source in sources:
@@ -79,10 +84,10 @@ def pairs_of(sources: list[Path]) -> dict[str, list[dict[str, list]]]:
 
 def verdicts(comparison: dict[str, list], method, threshold: float) -> dict[str, tuple[str, bool]]:
     """Each benchmark of a comparison: (verdict, whether the interval excludes 1) under `method`."""
-    statistic, interval = method
+    reading, interval = method
     found = {}
     for name, (blocks, log_ratios) in comparison.items():
-        ratio, low, high = interval(list(zip(blocks, log_ratios[statistic])))
+        ratio, low, high = interval(list(zip(blocks, log_ratios[reading])))
         found[name] = ab.verdict(ratio, low, high, threshold), low > 1 or high < 1
     return found
 
@@ -127,12 +132,12 @@ def main() -> None:
 def by_bursts(planted: list[dict]) -> None:
     """Planted slowdowns caught (ab's pairs and interval, threshold 3%) against how busy the machine was: the share
     of each comparison's pairs hit by bursts (ab.burst_share), in the bins of ab.busy_note."""
-    statistic = NOW[0]
+    reading = NOW[0]
     bins = {f"at most {ab.BUSY_SHARE:.0%}": [], f"{ab.BUSY_SHARE:.0%}-10%": [], "over 10%": []}
     for comparison in planted:
-        estimates = {name: ab.estimate(list(zip(blocks, log_ratios[statistic])))
+        estimates = {name: ab.estimate(list(zip(blocks, log_ratios[reading])))
                      for name, (blocks, log_ratios) in comparison.items()}
-        share = ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios[statistic]}
+        share = ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios[reading]}
                                 for name, (_, log_ratios) in comparison.items()])
         caught = ab.verdict(*ab.bounds(*estimates[PLANTED_BENCHMARK]), 0.03) == "regression"
         bins[list(bins)[0 if share <= ab.BUSY_SHARE else 1 if share <= 0.1 else 2]].append(caught)

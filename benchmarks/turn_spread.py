@@ -8,10 +8,11 @@ checkout (identical code), loads the benchmarks as `ab` does (ab.load, turns of
 ab.TURN_S), and then, in rounds, in a random order each round, takes for every benchmark
 one pair within a worker (chosen at random) and one pair across the two (the sides in a
 random order, read as the second worker's over the first's, as `ab` reads candidate over
-baseline). Each pair is read two ways: the turns' medians and their fastest trainings
-(ab.pair_log_ratio). Per benchmark and way: the pairs' spread (1.4826 median absolute
-deviation of the log-ratio, which bursts hardly move) and the share of pairs more than
-ab.BURST (about 22%) off their median, as ab.busy_note counts bursts.
+baseline). Each pair is read two ways (gate_records.READINGS): from the turns' medians
+and from their fastest trainings (ab.pair_log_ratio). Per benchmark and way: the pairs'
+spread (1.4826 median absolute deviation of the log-ratio, which bursts hardly move) and
+the share of pairs more than ab.BURST (about 22%) off their median, as ab.busy_note
+counts bursts.
 
 Run as `python -m benchmarks.turn_spread [--seconds S] [--only TEXT]` with nothing else
 running (the numbers are timings); the result is saved under results/turn-spread/.
@@ -32,13 +33,13 @@ import numpy as np
 import pandas as pd
 
 from backprop_bench import ab, formatting, store
+from benchmarks.gate_records import READINGS
 
 ROOT = Path(__file__).resolve().parent.parent
-WAYS = {"medians": lambda b, c: math.log(np.median(c) / np.median(b)), "fastest": ab.pair_log_ratio}
 
 
 def pairs(seconds: float, only: list[str]) -> dict[str, dict[str, list[float]]]:
-    """{benchmark: {"within, medians": [...], "across, fastest": [...], ...}}: log-ratios of identical code."""
+    """{benchmark: {"within, median": [...], "across, fastest": [...], ...}}: log-ratios of identical code."""
     rng = np.random.default_rng()
     with ExitStack() as stack:
         workers = []
@@ -50,7 +51,8 @@ def pairs(seconds: float, only: list[str]) -> dict[str, dict[str, list[float]]]:
         names = [name for name in workers[1].benchmarks if any(text in name for text in only)]
         warm_s = [ab.load(worker, names, check=False) for worker in workers]
         per_turn = {name: ab.Pairs.turn_length(max(each[i] for each in warm_s)) for i, name in enumerate(names)}
-        found = {name: {f"{where}, {way}": [] for where in ("within", "across") for way in WAYS} for name in names}
+        found = {name: {f"{where}, {way}": [] for where in ("within", "across") for way in READINGS}
+                 for name in names}
 
         def turn(index: int, name: str) -> list[float]:
             return workers[index].ask(op="time", name=name, n=per_turn[name])["s"]
@@ -65,7 +67,7 @@ def pairs(seconds: float, only: list[str]) -> dict[str, dict[str, list[float]]]:
                     else:
                         taken = {index: turn(index, name) for index in rng.permutation(2)}
                         first, second = taken[0], taken[1]
-                    for way, read in WAYS.items():
+                    for way, read in READINGS.items():
                         found[name][f"{where}, {way}"].append(read(first, second))
     return found
 
