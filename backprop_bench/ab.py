@@ -75,9 +75,12 @@ def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
     trainings (1.5% and 0.8% for two turns of one process). The fastest training of a
     turn is the one a burst spared, where the median moves once a burst covers half the
     turn. In the gate checks (docs/regressions.md), reading the turns' fastest caught a
-    planted 4-7% slowdown alone at a 3% threshold in 15 of 20 new comparisons where the
-    medians of the same turns caught 11 (125 and 103 of all 140 saved), with A/A
-    intervals outside 1 in 83 of 1680 cases (4.9%). What it cannot see: a change that
+    planted 4-7% slowdown alone at a 3% threshold in 30 of 40 new comparisons where the
+    medians of the same turns caught 22 (140 and 114 of all 160 saved), with A/A
+    intervals outside 1 in 26 of 480 new cases (5.4%; the medians 13) and 99 of 1920 of
+    all (5.2%): with less noise within a block, the spread between processes is more
+    of what is left, and there the interval holds a little under its 95% (93.5% in
+    tests/test_ab.py's simulation of bursty turns). What it cannot see: a change that
     slows only some trainings of a turn (the median missed those in under half of them
     too); a turn of one training (torch eager on the presets) is that training either way.
     """
@@ -753,12 +756,12 @@ def busy_note(rows: list[dict]) -> str:
     """A line saying the machine was busy, where more than BUSY_SHARE of the pairs were hit by bursts; else "".
 
     Bursts cost `ab` its sight more than its honesty, so a user must be told when a
-    comparison saw less than usual. In the gate checks kept in docs/data (120 comparisons
+    comparison saw less than usual. In the gate checks kept in docs/data (140 comparisons
     with a planted 4-7% slowdown at a 3% threshold and the default budget, 2-core AMD EPYC
-    VMs, pairs read as `ab` reads them since c54d5fb), the plant was caught in 79 of 86
-    comparisons with at most 5% of pairs so far off, in 15 of 17 with 5-10%, and in 11 of
-    17 with more (benchmarks/gate_records.py; read by the turns' medians, as before, the
-    same comparisons sorted by their own pairs: 54 of 57, 18 of 27 and 13 of 36).
+    VMs, pairs read as `ab` reads them since c54d5fb), the plant was caught in 86 of 93
+    comparisons with at most 5% of pairs so far off, in 20 of 25 with 5-10%, and in 14 of
+    22 with more (benchmarks/gate_records.py; read by the turns' medians, as before, the
+    same comparisons sorted by their own pairs: 54 of 57, 24 of 34 and 18 of 49).
     """
     share = burst_share(rows)
     if share <= BUSY_SHARE:
