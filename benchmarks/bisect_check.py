@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from backprop_bench import store
+from benchmarks import dated
 from benchmarks.gate_check import PLANTED_BENCHMARK, plant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--positions", default="2,5,10,13,16", help="planted positions, one try each (1-16)")
     args = parser.parse_args()
-    folder = store.results_dir() / "bisect-check" / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    folder = dated("bisect-check")
     folder.mkdir(parents=True)
     machine = store.machine_label(store.this_machine())
     tries = []

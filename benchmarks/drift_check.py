@@ -20,10 +20,10 @@ import itertools
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from backprop_bench import store
+from benchmarks import dated
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = {"raw seconds (--normalize none)": "none", "against the reference (default)": "reference"}
@@ -63,7 +63,7 @@ def main() -> None:
         kept = json.loads((folder / "summary.json").read_text())
         args.pytest_args, machine = kept["pytest_args"], kept.get("machine", machine)
     else:
-        folder = store.results_dir() / "drift" / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+        folder = dated("drift")
         print(f"drift_check on {machine}: {args.runs} runs of pytest {' '.join(args.pytest_args)}; in {folder}",
               file=sys.stderr)
         (folder / "summary.json").parent.mkdir(parents=True, exist_ok=True)

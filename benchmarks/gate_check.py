@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from backprop_bench import store
+from benchmarks import dated
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED_BENCHMARK = "seed-affine[numpy-handwritten-cpu-float64]"
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--only", default="seed-", help="benchmarks compared (default seed-: the presets)")
     parser.add_argument("--budget", default="", help="ab's --budget (default ab's own)")
     args = parser.parse_args()
-    folder = store.results_dir() / "gate" / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    folder = dated("gate")
     folder.mkdir(parents=True)
     machine = store.machine_label(store.this_machine())
     print(f"gate_check on {machine}: {args.aa} A/A, {args.planted} planted; records in {folder}", file=sys.stderr)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
 
 import numpy as np
 
-from backprop_bench import history, store
+from backprop_bench import history
+from benchmarks import dated
 
 RUNS, STEP_AT, STEP, BENCHMARKS = 40, 25, 1.15, 6
 
@@ -57,9 +57,9 @@ def main() -> None:
     parser.add_argument("--histories", type=int, default=200, help="histories per noise level (default 200)")
     args = parser.parse_args()
     rows = [counts(args.histories, noise, seed) for seed, noise in enumerate((0.01, 0.02, 0.03, 0.05))]
-    folder = store.results_dir() / "history-check"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{datetime.now(timezone.utc):%Y-%m-%dT%H%M%S}.json").write_text(json.dumps(rows, indent=1))
+    path = dated("history-check").with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1))
     print(f"{RUNS} runs, machine factor 0.6-1.6, a {STEP - 1:.0%} step at run {STEP_AT} on one of {BENCHMARKS} "
           f"benchmarks, threshold {history.THRESHOLD:.0%}:\n")
     print("| noise per median | " + " | ".join(list(rows[0])[1:]) + " |\n|" + "---|" * len(rows[0]))

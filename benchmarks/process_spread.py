@@ -29,13 +29,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from backprop_bench import ab_worker, formatting, store
+from benchmarks import dated
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS, TURN_S = 15, 0.1
@@ -106,9 +106,8 @@ def main() -> None:
                          "spread": float(np.std(logs, ddof=1)),
                          "robust_spread": float(1.4826 * np.median(np.abs(logs - np.median(logs)))),
                          "range": float(logs.max() - logs.min())})
-    folder = store.results_dir() / "process-spread"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H%M%S')}.json"
+    path = dated("process-spread").with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine, "turns": TURNS, "turn_s": TURN_S, "rows": rows,
                                 "median_turns": found}, indent=1))
     print(f"{args.processes} processes of each kind on {machine}; saved {path}\n")

@@ -26,13 +26,13 @@ import math
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from backprop_bench import ab, formatting, store
+from benchmarks import dated
 from benchmarks.gate_records import READINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +87,8 @@ def main() -> None:
             off = np.abs(x - np.median(x))
             rows.append({"benchmark": name, "pairs": kind, "count": len(x),
                          "spread": float(1.4826 * np.median(off)), "burst_share": float(np.mean(off > ab.BURST))})
-    folder = store.results_dir() / "turn-spread"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H%M%S')}.json"
+    path = dated("turn-spread").with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine, "seconds": args.seconds, "rows": rows, "pairs": found}))
     print(f"identical code, one worker a side, {args.seconds:.0f} s of pairs on {machine}; saved {path}\n")
     print(formatting.markdown(pd.DataFrame({
