@@ -76,21 +76,23 @@ def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
     turn is the one a burst spared, where the median moves once a burst covers half the
     turn. In the gate checks (docs/regressions.md), reading the turns' fastest caught a
     planted 4-7% slowdown alone at a 3% threshold in 30 of 40 new comparisons where the
-    medians of the same turns caught 22 (140 and 114 of all 160 saved). With less
-    noise within a block, the spread between processes is more of what is left: the
-    interval must widen with it (see interval). What it cannot see: a change that
+    medians of the same turns caught 22 (140 and 114 of all 160 saved), with A/A
+    intervals outside 1 in 26 of 480 new cases (5.4%; the medians 13) and 99 of 1920 of
+    all (5.2%): with less noise within a block, the spread between processes is more
+    of what is left, and there the interval holds a little under its 95% (93.5% in
+    tests/test_ab.py's simulation of bursty turns). What it cannot see: a change that
     slows only some trainings of a turn (the median missed those in under half of them
     too); a turn of one training (torch eager on the presets) is that training either way.
     """
     return math.log(min(candidate) / min(baseline))
 
 
-def blocks_of(pairs: list[Pair]) -> list[np.ndarray]:
-    """Each block's log-ratios, in block order."""
+def block_medians(pairs: list[Pair]) -> np.ndarray:
+    """Each block's median log-ratio, in block order: how far apart the processes ran (noise's between_blocks)."""
     blocks: dict[int, list[float]] = {}
     for block, log_ratio in pairs:
         blocks.setdefault(block, []).append(log_ratio)
-    return [np.array(blocks[block]) for block in sorted(blocks)]
+    return np.array([np.median(blocks[block]) for block in sorted(blocks)])
 
 
 def huber(log_ratios: np.ndarray) -> float:
@@ -109,24 +111,23 @@ def huber(log_ratios: np.ndarray) -> float:
     return center
 
 
-def block_estimates(pairs: list[Pair]) -> np.ndarray:
-    """Each block's own estimate of the log-ratio (Huber's, over its pairs), in block order: the units of `interval`."""
-    return np.array([huber(log_ratios) for log_ratios in blocks_of(pairs)])
-
-
 def estimate(pairs: list[Pair]) -> tuple[float, float, int]:
-    """(log-ratio, its standard error, blocks): the mean of the blocks' estimates, and its standard error over
-    the blocks (inf with fewer than 2 blocks)."""
+    """(log-ratio, its standard error, blocks): Huber's estimate over all pairs, its error by leaving out one
+    block at a time (the delete-a-group jackknife; inf with fewer than 2 blocks)."""
+    blocks, log_ratios = np.array([b for b, _ in pairs], dtype=int), np.array([x for _, x in pairs])
     if len(pairs) == 0:
         return math.nan, math.inf, 0
-    per_block = block_estimates(pairs)
-    if len(per_block) < 2:
-        return float(per_block[0]), math.inf, 1
-    return float(per_block.mean()), float(per_block.std(ddof=1)) / math.sqrt(len(per_block)), len(per_block)
+    groups = np.unique(blocks)
+    center = huber(log_ratios)
+    if len(groups) < 2:
+        return center, math.inf, len(groups)
+    left_out = np.array([huber(log_ratios[blocks != group]) for group in groups])
+    spread = float(np.sum((left_out - left_out.mean()) ** 2))
+    return center, math.sqrt((len(groups) - 1) / len(groups) * spread), len(groups)
 
 
 def interval(pairs: list[Pair]) -> tuple[float, float, float]:
-    """The ratio and its 95% confidence interval: one estimate per block, a t interval over the blocks.
+    """The ratio and its 95% confidence interval: a robust estimate over the pairs, a t interval over the blocks.
 
     The unit of replication is the block, not the pair. A process runs the same code
     several percent faster or slower than another (memory layout, where its threads
@@ -134,24 +135,29 @@ def interval(pairs: list[Pair]) -> tuple[float, float, float]:
     process a side, and pairs pooled over four processes a side still gave "95%"
     intervals that held on only 42 of 48 benchmarks (0.969 [0.938, 0.984] for identical
     code). Pairs from the same processes share their speed, so they are not independent.
-    Each block is a baseline process and a candidate process of their own, and gives one
-    estimate: Huber's over its own pairs, which pulls in a pair a burst of load threw
-    off (in 40 A/A comparisons of the presets, the middle spread of pairs was 2% but 5%
-    stood more than 20% off). The ratio is the mean of the blocks' estimates and its
-    interval a t interval with blocks - 1 degrees of freedom over them: the two-stage
-    analysis of a two-level design (pairs within processes), in which the spread
-    between processes widens the interval, whatever the spread within them.
+    Each block is a baseline process and a candidate process of their own, so the
+    standard error comes from leaving out one block at a time (the delete-a-group
+    jackknife), and a t quantile with blocks - 1 degrees of freedom: between-process
+    spread widens the interval, as a two-level (pairs within processes) design needs.
 
-    Until this commit the estimate was Huber's over all pairs at once and its error the
-    delete-a-block jackknife (23e9951); before that, this very t interval over the
-    blocks' medians. Pooling all pairs let one scale, set mostly by the spread between
-    processes, pull a whole far block in as if it were a burst, and the jackknife then
-    saw less spread than there was: in tests/test_ab.py's simulation of processes apart
-    and nearly no noise within them, 92% of its "95%" intervals held the truth, and on
-    a noisy VM 26 of 480 A/A intervals excluded 1 in two gate checks (5.4%), where the
-    blocks' estimates excluded it in 20 (docs/regressions.md). What it costs: a block
-    most of whose pairs a burst threw off is itself off, and widens the interval, where
-    the pooled estimate caught such a slowdown.
+    The estimate itself is Huber's over all pairs, not the mean of the blocks' medians
+    (`ab` until commit 23e9951). Pairs here are heavy-tailed: in 40 A/A comparisons of
+    the presets (8364 pairs), the middle spread was 2% but 5% of pairs stood more than
+    20% off, from bursts of load; two such pairs in a block of three moved its median,
+    and one block 25-32% off the other five missed planted slowdowns. Huber's estimate
+    pulls in any far pair, wherever it falls. Re-reading those saved records, it caught
+    36 of 40 planted 4-7% slowdowns at a 3% threshold where block medians caught 28,
+    with 20 of 480 A/A intervals excluding 1 (23 before) and no false alarm; measured
+    afresh, 18 of 20 where the medians of the same pairs caught 20, and 12 of 240 A/A
+    intervals outside 1 (docs/regressions.md, benchmarks/gate_records.py). Its known
+    limit: where processes differ and pairs within one barely do, Huber's scale is set
+    by the processes' spread, far blocks are pulled in as if burst-hit, and the
+    jackknife sees less spread than there is (92% of "95%" intervals held in
+    tests/test_ab.py's simulation). A t interval over each block's own Huber estimate
+    holds there, but a block most of whose pairs a burst threw off is then off itself:
+    tried at commit 3dfe157, on a new gate check it caught 10 planted slowdowns of 20
+    where this interval caught 16 from the same pairs, with A/A intervals outside 1 in
+    13 of 240 against 10, and was reverted.
     With fewer than 2 blocks there is no interval: (0, inf).
     """
     return bounds(*estimate(pairs))

@@ -27,7 +27,7 @@ def spreads(row: dict) -> dict:
     """A benchmark's noise, from its pairs: between processes and within a block, as log-ratios."""
     blocks, log_ratios = np.asarray(row["pair_blocks"]), np.asarray(row["log_ratios"])
     within = [np.std(log_ratios[blocks == b], ddof=1) for b in np.unique(blocks) if (blocks == b).sum() > 1]
-    return {"between_blocks": float(np.std(ab.block_estimates(list(zip(blocks, log_ratios))), ddof=1)),
+    return {"between_blocks": float(np.std(ab.block_medians(list(zip(blocks, log_ratios))), ddof=1)),
             "within_block": float(np.mean(within)) if within else math.nan}
 
 

@@ -4,10 +4,9 @@
 turn by turn, and its pairs' blocks) under `results/gate/<date>/aa/ab/` and
 `.../planted/ab/`. This script reads every pair two ways from those trainings, as each
 turn's fastest training (`ab.pair_log_ratio`, since commit c54d5fb) and as its median
-(before), and recomputes every interval and verdict with `ab.interval` (a t interval over
-each block's own estimate), with the jackknife of one estimate over all pairs that `ab`
-used before it, and with the t interval over the blocks' medians that `ab` used until
-commit 23e9951. It counts, per
+(before), and recomputes every interval and verdict with `ab.interval`, with the t
+interval over each block's own estimate that `ab` tried at commit 3dfe157, and with the t
+interval over the blocks' medians that `ab` used until commit 23e9951. It counts, per
 method: A/A intervals excluding 1 and false alarms (threshold 5%), and planted 4-7%
 slowdowns flagged alone (threshold 3%). It times nothing, so it can run alongside
 anything; the counts are only as new as the records, and a method chosen on these
@@ -36,20 +35,23 @@ from backprop_bench import ab
 from benchmarks.gate_check import PLANTED_BENCHMARK
 
 
+def t_over_blocks(per_block: np.ndarray) -> tuple[float, float, float]:
+    """The ratio and its 95% interval from one log-ratio a block: their mean, a t interval over them."""
+    return ab.bounds(float(np.mean(per_block)), float(np.std(per_block, ddof=1)) / math.sqrt(len(per_block)),
+                     len(per_block))
+
+
 def block_median_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
     """`ab`'s interval until commit 23e9951: a t interval over the blocks' median log-ratios."""
-    medians = np.array([np.median(log_ratios) for log_ratios in ab.blocks_of(pairs)])
-    return ab.bounds(float(np.mean(medians)), float(np.std(medians, ddof=1)) / math.sqrt(len(medians)), len(medians))
+    return t_over_blocks(ab.block_medians(pairs))
 
 
-def jackknife_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
-    """`ab`'s interval from commit 23e9951 until JKEND: Huber's estimate over all pairs at once, its
-    standard error from leaving out one block at a time (the delete-a-group jackknife), a t interval."""
+def block_estimate_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
+    """`ab`'s interval at commit 3dfe157 only: a t interval over each block's own Huber estimate. It holds its 95%
+    where processes differ and pairs barely do, but a block most of whose pairs a burst threw off is off itself:
+    reverted on a new gate check (docs/regressions.md)."""
     blocks, log_ratios = np.array([b for b, _ in pairs]), np.array([x for _, x in pairs])
-    groups = np.unique(blocks)
-    left_out = np.array([ab.huber(log_ratios[blocks != group]) for group in groups])
-    spread = float(np.sum((left_out - left_out.mean()) ** 2))
-    return ab.bounds(ab.huber(log_ratios), math.sqrt((len(groups) - 1) / len(groups) * spread), len(groups))
+    return t_over_blocks(np.array([ab.huber(log_ratios[blocks == block]) for block in np.unique(blocks)]))
 
 
 def median_pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
@@ -60,12 +62,11 @@ def median_pair_log_ratio(baseline: list[float], candidate: list[float]) -> floa
 READINGS = {"fastest": ab.pair_log_ratio, "median": median_pair_log_ratio}  # a pair, from its two turns
 
 METHODS = {  # (the pairs, the interval over them)
-    "each turn's fastest training; each block's Huber estimate, t interval (ab since JKEND)":
+    "each turn's fastest training; Huber over all pairs, jackknife over blocks (ab since c54d5fb)":
         ("fastest", ab.interval),
-    "each turn's fastest training; Huber over all pairs, jackknife over blocks (c54d5fb until JKEND)":
-        ("fastest", jackknife_interval),
-    "each turn's median; Huber over all pairs, jackknife over blocks (23e9951 until c54d5fb)":
-        ("median", jackknife_interval),
+    "each turn's fastest training; each block's Huber estimate, t interval (3dfe157, reverted)":
+        ("fastest", block_estimate_interval),
+    "each turn's median; Huber over all pairs, jackknife over blocks (23e9951 until c54d5fb)": ("median", ab.interval),
     "each turn's median; blocks' medians, t interval (until 23e9951)": ("median", block_median_interval),
 }
 NOW = next(iter(METHODS.values()))

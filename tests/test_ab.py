@@ -19,7 +19,7 @@ import pytest
 
 from backprop_bench import ab
 from backprop_bench.store import records
-from benchmarks.gate_records import jackknife_interval
+from benchmarks.gate_records import block_estimate_interval, block_median_interval
 from tests.signals import popen_as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,18 @@ def test_the_interval_holds_its_95_percent_where_processes_differ_and_pooling_pa
     assert pooled < 0.8, pooled  # 0.63 with this seed: far from its promised 95%
 
 
+def test_where_processes_differ_and_pairs_barely_do_the_interval_holds_a_little_under_its_95_percent():
+    """A known limit: processes 2% apart, pairs within one 0.1% apart. Huber's estimate over all pairs, its scale set
+    by the spread between processes, pulls far blocks in as if they were bursts, and the jackknife sees less spread
+    than there is (0.919 with this seed). A t interval over each block's own estimate holds there (0.952), but lost
+    planted slowdowns to burst-hit blocks on a noisy machine, so `ab` keeps this one (docs/regressions.md)."""
+    rng = np.random.default_rng(0)
+    pooled, per_block = coverage(lambda: block_pairs(rng, 6, 12, 1.04, 0.001, process_sd=0.02), 1.04,
+                                 [ab.interval, block_estimate_interval])
+    assert 0.90 <= pooled <= 0.97, pooled
+    assert 0.93 <= per_block <= 0.97, per_block
+
+
 def test_the_interval_holds_its_95_percent_without_process_offsets():
     rng = np.random.default_rng(1)
     for blocks, per_block in ((4, 3), (6, 10), (12, 40)):
@@ -93,27 +105,13 @@ def test_the_interval_holds_its_95_percent_under_bursts_of_load(blocks, per_bloc
     assert 0.93 <= np.mean(covered) <= 0.97, np.mean(covered)
 
 
-def test_the_interval_holds_its_95_percent_where_processes_differ_and_pairs_barely_do():
-    """Processes 2% apart and pairs within a process 0.1% apart (turns read by their fastest training, on a quiet
-    machine): one Huber estimate over all pairs, with a scale set by the spread between processes, pulled far
-    blocks in, and its jackknife saw less spread than there was; each block's own estimate does not."""
-    rng = np.random.default_rng(0)
-    blocks, pooled = coverage(lambda: block_pairs(rng, 6, 12, 1.04, 0.001, process_sd=0.02), 1.04,
-                              [ab.interval, jackknife_interval])
-    assert 0.93 <= blocks <= 0.97, blocks
-    assert pooled < 0.93, pooled  # 0.919 with this seed
-
-
-def test_a_block_most_of_whose_pairs_a_burst_threw_off_widens_the_interval():
-    """A 6% slowdown, read 5-7% by every pair but two of one block, thrown 30% low by bursts of load: that block's
-    estimate is off with them, so the interval widens and calls nothing. The price of blocks as the units:
-    one estimate over all pairs pulled the two in and called the regression (ab before this)."""
+def test_two_bursts_in_one_block_do_not_hide_a_slowdown():
+    """A 6% slowdown, read 5-7% by every pair but two of one block, thrown 30% low by bursts of load: the blocks'
+    medians let that block widen the interval past the threshold (a planted slowdown missed so, in 9817041)."""
     pairs = [(block, np.log(1.05 + 0.01 * (i % 3))) for block in range(6) for i in range(3)]
     pairs[0], pairs[1] = (0, np.log(0.70)), (0, np.log(0.72))
-    ratio, low, high = ab.interval(pairs)
-    assert low < 1 < high and ab.verdict(ratio, low, high, 0.03) == "inconclusive"
-    assert ab.verdict(*jackknife_interval(pairs), 0.03) == "regression"
-    pairs[1] = (0, np.log(1.06))  # one burst in the block: its estimate pulls it in
+    assert ab.verdict(*block_median_interval(pairs), 0.03) != "regression"
+    assert ab.verdict(*block_estimate_interval(pairs), 0.03) == "inconclusive"  # nor do the blocks' own estimates
     assert ab.verdict(*ab.interval(pairs), 0.03) == "regression"
 
 
@@ -166,7 +164,7 @@ def test_a_pair_is_read_from_each_turns_fastest_training():
     assert pairs.timings["b"] == ([1.0, 1.01, 1.0, 1.02], [1.05, 1.6, 1.62, 1.7])
 
 
-def test_the_error_shrinks_with_blocks_not_with_pairs_in_a_block():
+def test_the_jackknife_error_shrinks_with_blocks_not_with_pairs_in_a_block():
     """The unit of replication is the block: pairs that repeat their block's offset add nothing."""
     offsets = [0.03, -0.01, 0.02, 0.0, -0.02, 0.01]
     once = [(block, offset) for block, offset in enumerate(offsets)]
