@@ -75,14 +75,12 @@ def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
     trainings (1.5% and 0.8% for two turns of one process). The fastest training of a
     turn is the one a burst spared, where the median moves once a burst covers half the
     turn. In the gate checks (docs/regressions.md), reading the turns' fastest caught a
-    planted 4-7% slowdown alone at a 3% threshold in 30 of 40 new comparisons where the
-    medians of the same turns caught 22 (140 and 114 of all 160 saved), with A/A
-    intervals outside 1 in 26 of 480 new cases (5.4%; the medians 13) and 99 of 1920 of
-    all (5.2%): with less noise within a block, the spread between processes is more
-    of what is left, and there the interval holds a little under its 95% (93.5% in
-    tests/test_ab.py's simulation of bursty turns). What it cannot see: a change that
-    slows only some trainings of a turn (the median missed those in under half of them
-    too); a turn of one training (torch eager on the presets) is that training either way.
+    planted 4-7% slowdown alone at a 3% threshold in 62 of the 80 comparisons made since
+    where the medians of the same turns caught 47 (172 and 139 of all 200 saved), with
+    A/A intervals outside 1 in 39 of 960 (4.1%; the medians 27) and 112 of 2400 of all
+    (4.7%). What it cannot see: a change that slows only some trainings of a turn (the
+    median missed those in under half of them too); a turn of one training (torch eager
+    on the presets) is that training either way.
     """
     return math.log(min(candidate) / min(baseline))
 
