@@ -85,12 +85,17 @@ def pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
     return math.log(min(candidate) / min(baseline))
 
 
-def block_medians(pairs: list[Pair]) -> np.ndarray:
-    """Each block's median log-ratio, in block order: how far apart the processes ran (noise's between_blocks)."""
+def blocks_of(pairs: list[Pair]) -> list[np.ndarray]:
+    """Each block's log-ratios, in block order."""
     blocks: dict[int, list[float]] = {}
     for block, log_ratio in pairs:
         blocks.setdefault(block, []).append(log_ratio)
-    return np.array([np.median(blocks[block]) for block in sorted(blocks)])
+    return [np.array(blocks[block]) for block in sorted(blocks)]
+
+
+def block_medians(pairs: list[Pair]) -> np.ndarray:
+    """Each block's median log-ratio, in block order: how far apart the processes ran (noise's between_blocks)."""
+    return np.array([np.median(log_ratios) for log_ratios in blocks_of(pairs)])
 
 
 def huber(log_ratios: np.ndarray) -> float:

@@ -50,8 +50,7 @@ def block_estimate_interval(pairs: list[ab.Pair]) -> tuple[float, float, float]:
     """`ab`'s interval at commit 3dfe157 only: a t interval over each block's own Huber estimate. It holds its 95%
     where processes differ and pairs barely do, but a block most of whose pairs a burst threw off is off itself:
     reverted on a new gate check (docs/regressions.md)."""
-    blocks, log_ratios = np.array([b for b, _ in pairs]), np.array([x for _, x in pairs])
-    return t_over_blocks(np.array([ab.huber(log_ratios[blocks == block]) for block in np.unique(blocks)]))
+    return t_over_blocks(np.array([ab.huber(log_ratios) for log_ratios in ab.blocks_of(pairs)]))
 
 
 def median_pair_log_ratio(baseline: list[float], candidate: list[float]) -> float:
