@@ -448,6 +448,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [side.python, ab_worker.__file__, str(side.root), device], cwd=side.root,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.pid, self.stdin, self.stdout = self.process.pid, self.process.stdin, self.process.stdout
 
     def ready(self) -> None:
         """Wait for the worker's first line (it imports the frameworks meanwhile), then stop it."""
@@ -457,20 +458,25 @@ class WorkerProcess:
 
     def _signal(self, signum: int) -> None:
         try:
-            os.kill(self.process.pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:  # it ended: the next read says why
             pass
 
-    def _failed(self) -> AbError:
+    def _end(self) -> str:
+        """Kill the worker; how it ended."""
         self.process.kill()
         self.process.wait()
+        return f"exit status {self.process.returncode}"
+
+    def _failed(self) -> AbError:
+        ended = self._end()
         self.log.seek(0)
         lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
         return AbError(f"the {self.side.role} ({self.side.label}, {self.side.python}) failed: "
-                       f"{lines[-1] if lines else f'exit status {self.process.returncode}'}")
+                       f"{lines[-1] if lines else ended}")
 
     def _receive(self) -> dict:
-        line = self.process.stdout.readline()
+        line = self.stdout.readline()
         if not line:
             raise self._failed()
         return json.loads(line)
@@ -483,8 +489,8 @@ class WorkerProcess:
         """Wake the worker and hand it `requests`, answered in order; collect() the replies."""
         self._signal(signal.SIGCONT)
         try:
-            self.process.stdin.write("".join(json.dumps(request) + "\n" for request in requests))
-            self.process.stdin.flush()
+            self.stdin.write("".join(json.dumps(request) + "\n" for request in requests))
+            self.stdin.flush()
         except OSError:
             raise self._failed() from None
 
@@ -499,9 +505,103 @@ class WorkerProcess:
 
     def close(self) -> None:
         with uninterruptible():
-            self.process.kill()
-            self.process.wait()
+            self._end()
             self.log.close()
+
+
+class ForkedWorker(WorkerProcess):
+    """A worker forked with its block's other worker by one `ab_worker.py --block` process (see BlockParent)."""
+
+    def __init__(self, side: Side, parent: BlockParent, pid: int, stdin, stdout, log):
+        self.side, self.parent, self.pid, self.stdin, self.stdout, self.log = side, parent, pid, stdin, stdout, log
+
+    def _signal(self, signum: int) -> None:
+        if self.parent.process.poll() is None:  # once the parent has ended, the pid may be anybody's
+            super()._signal(signum)
+
+    def _end(self) -> str:
+        self._signal(signal.SIGKILL)
+        for pipe in (self.stdin, self.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        return "it ended without a message"
+
+
+class BlockParent:
+    """The two workers of a block, forked from one interpreter that imported nothing of either side (see
+    ab_worker.block): they share its memory layout, which would otherwise set them apart.
+
+    Where every worker was started on its own, with identical code the NumPy backend's
+    seed-affine pairs ran 1.5% apart from block to block and 0.4% where the block's two
+    workers were forked so, and JAX's jit-step 2.2% against 0.8% (8 blocks interleaved,
+    benchmarks/layout_spread.py; docs/regressions.md has every run).
+    """
+
+    def __init__(self, sides: list[Side], device: str):
+        self.log = tempfile.TemporaryFile("w+")
+        logs = [tempfile.TemporaryFile("w+") for _ in sides]
+        children, ends = [], []
+        for side, log in zip(sides, logs):
+            (stdin_r, stdin_w), (stdout_r, stdout_w) = os.pipe(), os.pipe()
+            children.append({"root": str(side.root), "fds": [stdin_r, stdout_w, log.fileno()]})
+            ends.append((stdin_w, stdout_r))
+        try:
+            self.process = subprocess.Popen(
+                [sides[0].python, ab_worker.__file__, "--block", device, json.dumps(children)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                pass_fds=[fd for child in children for fd in child["fds"]])
+        finally:
+            for child in children:
+                os.close(child["fds"][0])
+                os.close(child["fds"][1])
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            why = self._last_line()
+            self.close()
+            for fd in (fd for pair in ends for fd in pair):
+                os.close(fd)
+            raise AbError(f"the workers ({sides[0].python}) could not start: {why}")
+        self.workers = tuple(ForkedWorker(side, self, pid, os.fdopen(stdin_w, "w"), os.fdopen(stdout_r), log)
+                             for side, pid, (stdin_w, stdout_r), log in zip(sides, json.loads(line), ends, logs))
+
+    def _last_line(self) -> str:
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit status {self.process.returncode}"
+
+    def close(self) -> None:
+        """End it, after its workers: it ends at the end of its stdin, and its workers with it (PR_SET_PDEATHSIG)."""
+        with uninterruptible():
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+
+
+def forks_blocks(sides: list[Side]) -> bool:
+    """Whether a block's two workers can be forked from one interpreter: the sides run the same one (a path as the
+    user gave it: two virtual environments' pythons may be one file with other packages), and os.fork exists."""
+    return sides[0].python == sides[1].python and hasattr(os, "fork")
+
+
+def start_block(stack: ExitStack, sides: list[Side], device: str,
+                fork: bool | None = None) -> tuple[WorkerProcess, WorkerProcess]:
+    """A block: a worker a side, ended with `stack`; forked from one interpreter if `fork` (default: forks_blocks)."""
+    if forks_blocks(sides) if fork is None else fork:
+        parent = BlockParent(sides, device)
+        stack.callback(parent.close)
+        workers = parent.workers
+    else:
+        workers = tuple(WorkerProcess(each, device) for each in sides)
+    for worker in workers:
+        stack.callback(worker.close)
+    return workers
 
 
 @contextmanager
@@ -665,9 +765,8 @@ def compare_sides(baseline: str, candidate: str | None = None, *, threshold: flo
         workers: list[list[WorkerProcess]] = [[], []]
 
         def launch() -> tuple[WorkerProcess, ...]:  # one more block: a worker a side, importing meanwhile
-            block = tuple(WorkerProcess(each, device) for each in sides)
+            block = start_block(stack, sides, device)
             for index, worker in enumerate(block):
-                stack.callback(worker.close)
                 workers[index].append(worker)
             return block
 
@@ -700,7 +799,7 @@ def record(sides: list[Side], workers: list[list[WorkerProcess]], threshold: flo
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
     return {"backprop_bench_ab": records.AB_SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
             "threshold": threshold,
-            "machine_info": machine_info(),
+            "machine_info": machine_info(), "forked_blocks": forks_blocks(sides),
             **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)}
                for s, w in zip(sides, workers)},
             "benchmarks": rows}

@@ -1,6 +1,7 @@
 """The worker of `backprop-bench ab`: one side's code, timing single trainings on request.
 
-Run as `python ab_worker.py ROOT` with the side's interpreter. ROOT's backends, model and
+Run as `python ab_worker.py ROOT DEVICE` with the side's interpreter, or as `python ab_worker.py
+--block DEVICE CHILDREN` to fork a block's two workers from one interpreter (see block). ROOT's backends, model and
 workloads come first on sys.path (`backprop_bench.backends` and `backprop_bench.workloads`,
 or the top-level `backends` and `benchmarks/workloads.py` of a commit from before they
 were installed with the package). The stopwatch is the `Training` of the timing.py beside
@@ -19,6 +20,7 @@ import os
 import platform
 import signal
 import sys
+import traceback
 from importlib import metadata
 from pathlib import Path
 
@@ -145,5 +147,49 @@ def main(root: str, device: str) -> None:
         replies.write(json.dumps(worker.answer(json.loads(line))) + "\n")
 
 
+def block(device: str, children: str) -> None:
+    """Fork a block's two workers from this interpreter before either side's code is imported, print their pids
+    (a JSON list), and hold them until our stdin ends.
+
+    Where a process lands in memory is drawn anew at each start (address-space layout
+    randomization), and it sets part of how fast the same code runs
+    (benchmarks/process_spread.py --kinds). Two workers forked from one interpreter share
+    its draw, and the same imports in the same order then land at the same addresses, so
+    the draw cancels in their ratio while each block still draws its own (see
+    ab.BlockParent). CHILDREN is a JSON list of {"root": ROOT, "fds": [stdin, stdout, stderr]},
+    file descriptors passed to us. We never wait for a worker: one that ended stays a
+    zombie, so its pid is not reused while `ab` may still signal it, until we end.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
+    children = json.loads(children)
+    passed = [fd for child in children for fd in child["fds"]]
+    pids = []
+    for child in children:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                for target, fd in enumerate(child["fds"]):
+                    os.dup2(fd, target)
+                for fd in passed:
+                    os.close(fd)
+                os.chdir(child["root"])
+                main(child["root"], device)
+                status = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(status)  # never return into the loop: the other fork is the parent's
+        pids.append(pid)
+    for fd in passed:
+        os.close(fd)
+    print(json.dumps(pids), flush=True)
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "--block":
+        block(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

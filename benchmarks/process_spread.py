@@ -1,4 +1,4 @@
-"""Why `ab` starts every worker fresh: the spread between processes, fresh ones against forked ones.
+"""Why `ab` never forks a side's workers from one parent: the spread between processes, fresh and forked.
 
 Two processes running identical code time the same training a few percent apart, which
 is why `ab`'s interval is taken over blocks of processes. Starting a worker costs its
@@ -17,8 +17,14 @@ which a burst of load on one process's turns does not move. If forked children s
 less than fresh processes, part of the spread is fixed before the fork, and forking
 would hide it.
 
-Run as `python -m benchmarks.process_spread [--processes N] [--only TEXT]` with nothing
-else running (the numbers are timings); the result is saved under
+The spread fixed before the fork is what each process draws at its start: `--kinds`
+adds fresh processes with that fixed, one hash seed for all (PYTHONHASHSEED), no
+randomized memory layout (`setarch -R`), or neither drawn, to tell which it is. `ab`
+forks each block's two workers from one bare interpreter (ab.BlockParent) so that they
+share that draw and each block draws its own (benchmarks/block_spread.py).
+
+Run as `python -m benchmarks.process_spread [--processes N] [--only TEXT] [--kinds K,...]`
+with nothing else running (the numbers are timings); the result is saved under
 results/process-spread/.
 """
 
@@ -29,6 +35,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +62,10 @@ def median_turns(only: list[str]) -> dict[str, float]:
     return found
 
 
-def fresh(only: list[str]) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.process_spread", "--child", *only],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
+def fresh(only: list[str], prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> dict[str, float]:
+    """In a fresh interpreter (started by `prefix`, with `env` added to the environment)."""
+    done = subprocess.run([*prefix, sys.executable, "-m", "benchmarks.process_spread", "--child", *only],
+                          cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
     return json.loads(done.stdout)
 
 
@@ -81,6 +89,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=12, help="processes of each kind (default 12)")
     parser.add_argument("--only", action="append", help="benchmarks whose names contain TEXT (repeatable; default: "
                                                         "seed-affine's NumPy, hand-written torch and JAX jit-step)")
+    parser.add_argument("--kinds", default="fresh,forked", help="comma-separated, of: fresh, forked, and fresh "
+                        "processes with what is drawn at each start fixed: one-hash-seed (PYTHONHASHSEED=0), "
+                        "layout-not-randomized (setarch -R), neither-drawn (both) (default fresh,forked)")
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -90,7 +101,12 @@ def main() -> None:
     import jax  # noqa: F401  (the parent's imports, shared by every forked child)
     import torch  # noqa: F401
 
-    kinds = {"fresh": fresh, "forked": forked}
+    kinds = {"fresh": fresh, "forked": forked,
+             # what is drawn at each start: Python's hash seed, or where the process lands in memory
+             "one-hash-seed": partial(fresh, env={"PYTHONHASHSEED": "0"}),
+             "layout-not-randomized": partial(fresh, prefix=("setarch", "-R")),
+             "neither-drawn": partial(fresh, prefix=("setarch", "-R"), env={"PYTHONHASHSEED": "0"})}
+    kinds = {kind: kinds[kind] for kind in args.kinds.split(",")}
     found: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     rng = np.random.default_rng()
     for index in range(args.processes):
@@ -99,7 +115,7 @@ def main() -> None:
         print(f"round {index + 1} of {args.processes}", file=sys.stderr)
     machine = store.machine_label(store.this_machine())
     rows = []
-    for name in found["fresh"][0]:
+    for name in next(iter(found.values()))[0]:
         for kind, runs in found.items():
             logs = np.log([run[name] for run in runs])
             rows.append({"benchmark": name, "processes": kind, "median_s": float(np.exp(np.median(logs))),

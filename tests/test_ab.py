@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -391,44 +392,103 @@ def test_ab_times_both_sides_of_the_tiny_project_and_cleans_up(fake):
     assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
 
 
+def started(kind, fake, stack):
+    """Both workers of a block on the fake checkout: started on their own, or forked from one interpreter."""
+    sides = [ab.Side(role, "working tree", "working tree", sys.executable, fake) for role in ("baseline", "candidate")]
+    return ab.start_block(stack, sides, "cpu", fork=kind == "forked")
+
+
+def mapped_at(pid: int, name: str) -> list[str]:
+    """Where each of a process's mappings of files whose path contains `name` starts."""
+    lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return [line.split("-")[0] for line in lines if line.split()[-1:] and name in line.split()[-1]]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads memory maps from /proc")
+def test_a_blocks_two_workers_share_one_memory_layout_and_blocks_do_not(fake):
+    """Forked from one interpreter, the two workers' libraries loaded after the fork (NumPy's) land at the same
+    addresses; another block, and workers started on their own, draw other addresses (where the kernel randomizes)."""
+    with ExitStack() as stack:
+        blocks = [started("forked", fake, stack) for _ in range(2)]
+        alone = started("exec", fake, stack)
+        for worker in (*blocks[0], *blocks[1], *alone):
+            worker.ready()
+        assert all(isinstance(worker, ab.ForkedWorker) for block in blocks for worker in block)
+        numpy_at = [[mapped_at(worker.pid, "_multiarray_umath") for worker in block] for block in (*blocks, alone)]
+        assert numpy_at[0][0] and numpy_at[0][0] == numpy_at[0][1] and numpy_at[1][0] == numpy_at[1][1]
+        if Path("/proc/sys/kernel/randomize_va_space").read_text().strip() != "0":
+            assert numpy_at[0][0] != numpy_at[1][0]
+            assert numpy_at[2][0] != numpy_at[2][1]
+
+
+def test_a_blocks_workers_are_forked_only_where_both_sides_run_one_interpreter(tmp_path):
+    def sides(baseline_python, candidate_python):
+        return [ab.Side("baseline", "x", "x", baseline_python, tmp_path), ab.Side("candidate", "x", "x",
+                                                                                    candidate_python, tmp_path)]
+    assert ab.forks_blocks(sides(sys.executable, sys.executable))
+    assert not ab.forks_blocks(sides(sys.executable, "/opt/venv-new/bin/python"))
+
+
+def test_ab_starts_workers_on_their_own_where_it_cannot_fork_them(fake, monkeypatch):
+    assert run_fake(fake)["forked_blocks"]
+    monkeypatch.setattr(ab, "forks_blocks", lambda sides: False)
+    record = run_fake(fake)
+    assert not record["forked_blocks"]
+    assert record["benchmarks"][0]["blocks"] == ab.PROCESSES
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_a_worker_is_stopped_between_its_turns(fake):
+@pytest.mark.parametrize("kind", ["exec", "forked"])
+def test_a_worker_is_stopped_between_its_turns(fake, kind):
     """Only the side being timed runs: an idle worker's spinning thread pools would take its CPUs."""
-    side = ab.Side("candidate", "working tree", "working tree", sys.executable, fake)
-    worker = ab.WorkerProcess(side, "cpu")
-    try:
+    with ExitStack() as stack:
+        worker, other = started(kind, fake, stack)
+        other.ready()
         worker.ready()
-        def state_letter():  # a stop takes effect a moment after the signal
+
+        def state_letter(pid=worker.pid):  # a stop takes effect a moment after the signal
             for _ in range(200):
-                letter = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                letter = process_state(pid)
                 if letter == "T":
                     break
                 time.sleep(0.01)
             return letter
 
-        assert worker.benchmarks == [TINY] and state_letter() == "T"
+        assert worker.benchmarks == [TINY] and state_letter() == "T" and state_letter(other.pid) == "T"
         assert worker.ask(op="load", name=TINY)["warm_s"] > 0 and state_letter() == "T"
         assert len(worker.ask(op="time", name=TINY, n=3)["s"]) == 3 and state_letter() == "T"
-    finally:
-        worker.close()
-    assert worker.process.returncode is not None
+    assert ended(worker.pid) and ended(other.pid)
+
+
+def process_state(pid: int) -> str:
+    """The process's state letter (R running, T stopped, Z zombie...), X once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "X"
+
+
+def ended(pid: int) -> bool:
+    """Whether the process is gone or a zombie, within 2 s."""
+    for _ in range(200):
+        if process_state(pid) in "ZX":
+            return True
+        time.sleep(0.01)
+    return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_a_parent_killed_outright_leaves_no_worker(fake):
+@pytest.mark.parametrize("kind", ["exec", "forked"])
+def test_a_parent_killed_outright_leaves_no_worker(fake, kind):
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from backprop_bench import ab; "
-        f"w = ab.WorkerProcess(ab.Side('baseline', 'x', 'x', sys.executable, Path({str(fake)!r})), 'cpu'); w.ready(); "
-        "print(w.process.pid, flush=True); time.sleep(60)")],
+        "import contextlib, time; from pathlib import Path; from tests.test_ab import started; "
+        f"workers = started({kind!r}, Path({str(fake)!r}), contextlib.ExitStack()); "
+        "[w.ready() for w in workers]; print(*[w.pid for w in workers], flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    pid = int(parent.stdout.readline())
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
     parent.kill()
     parent.wait()
-    for _ in range(200):
-        if not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text():
-            break
-        time.sleep(0.01)
-    assert not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text(), "a worker outlived ab"
+    assert len(pids) == 2 and all(ended(pid) for pid in pids), "a worker outlived ab"
 
 
 def test_the_record_is_saved_numbered_and_never_overwritten(fake, tmp_path):
@@ -581,14 +641,14 @@ def test_check_says_how_far_the_machine_moved(tmp_path, capsys, calibration_now,
 
 
 def test_a_name_that_matches_nothing_ends_before_the_other_workers_start(fake, monkeypatch):
-    started = []
-    real_init = ab.WorkerProcess.__init__
+    blocks = []
+    real_start = ab.start_block
 
-    def counted(self, side, device):
-        started.append(side.role)
-        real_init(self, side, device)
+    def counted(stack, sides, device, fork=None):
+        blocks.append([side.role for side in sides])
+        return real_start(stack, sides, device, fork)
 
-    monkeypatch.setattr(ab.WorkerProcess, "__init__", counted)
+    monkeypatch.setattr(ab, "start_block", counted)
     with pytest.raises(ab.AbError, match="no benchmark to compare matches numpyy"):
         run_fake(fake, only=["numpyy"])
-    assert started == ["baseline", "candidate"]
+    assert blocks == [["baseline", "candidate"]]

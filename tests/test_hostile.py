@@ -290,7 +290,7 @@ def test_cuda_without_a_gpu_is_refused_before_any_worker(fake, monkeypatch, caps
     if store.this_machine()["gpu"]:
         pytest.skip("this machine has a GPU")
     monkeypatch.chdir(fake)
-    monkeypatch.setattr(ab, "WorkerProcess", lambda *_: pytest.fail("a worker started"))
+    monkeypatch.setattr(ab, "start_block", lambda *_: pytest.fail("a worker started"))
     assert "--device cuda: no NVIDIA GPU here" in one_line(capsys, "ab", "HEAD", "--device", "cuda")
 
 
