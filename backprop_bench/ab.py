@@ -533,17 +533,22 @@ class BlockParent:
     """The two workers of a block, forked from one interpreter that imported nothing of either side (see
     ab_worker.block): they share its memory layout, which would otherwise set them apart.
 
-    Where every worker was started on its own, with identical code the NumPy backend's
-    seed-affine pairs ran 1.5% apart from block to block and 0.4% where the block's two
-    workers were forked so, and JAX's jit-step 2.2% against 0.8% (8 blocks interleaved,
-    benchmarks/layout_spread.py; docs/regressions.md has every run).
+    With identical code, 8 blocks of each kind interleaved here
+    (`python -m benchmarks.block_spread`), the NumPy backend's seed-affine pairs stood
+    1.95% apart from block to block where each worker was started on its own and 0.59%
+    where the block's two were forked so (standard errors 0.86% and 0.22%), JAX jit-step's
+    on seed-linear 4.09% and 2.56%; every preset's standard error was smaller, the median
+    0.57% against 0.27%. Which side is forked first is drawn for each block, so that an
+    order effect, if any, is spread between blocks where the interval sees it.
     """
 
     def __init__(self, sides: list[Side], device: str):
         self.log = tempfile.TemporaryFile("w+")
         logs = [tempfile.TemporaryFile("w+") for _ in sides]
         children, ends = [], []
-        for side, log in zip(sides, logs):
+        order = [int(index) for index in np.random.default_rng().permutation(len(sides))]
+        for index in order:
+            side, log = sides[index], logs[index]
             (stdin_r, stdin_w), (stdout_r, stdout_w) = os.pipe(), os.pipe()
             children.append({"root": str(side.root), "fds": [stdin_r, stdout_w, log.fileno()]})
             ends.append((stdin_w, stdout_r))
@@ -564,8 +569,10 @@ class BlockParent:
             for fd in (fd for pair in ends for fd in pair):
                 os.close(fd)
             raise AbError(f"the workers ({sides[0].python}) could not start: {why}")
-        self.workers = tuple(ForkedWorker(side, self, pid, os.fdopen(stdin_w, "w"), os.fdopen(stdout_r), log)
-                             for side, pid, (stdin_w, stdout_r), log in zip(sides, json.loads(line), ends, logs))
+        forked = {index: ForkedWorker(sides[index], self, pid, os.fdopen(stdin_w, "w"), os.fdopen(stdout_r),
+                                      logs[index])
+                  for index, pid, (stdin_w, stdout_r) in zip(order, json.loads(line), ends)}
+        self.workers = tuple(forked[index] for index in range(len(sides)))
 
     def _last_line(self) -> str:
         self.log.seek(0)

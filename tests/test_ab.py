@@ -421,6 +421,14 @@ def test_a_blocks_two_workers_share_one_memory_layout_and_blocks_do_not(fake):
             assert numpy_at[2][0] != numpy_at[2][1]
 
 
+def test_which_side_is_forked_first_is_drawn_for_each_block(fake):
+    """An order effect, if forking first had one, must vary between blocks, where the interval sees it."""
+    with ExitStack() as stack:
+        blocks = [started("forked", fake, stack) for _ in range(10)]
+        baseline_first = [baseline.pid < candidate.pid for baseline, candidate in blocks]  # pids count up
+    assert any(baseline_first) and not all(baseline_first)  # each a 1 in 1024 chance by luck
+
+
 def test_a_blocks_workers_are_forked_only_where_both_sides_run_one_interpreter(tmp_path):
     def sides(baseline_python, candidate_python):
         return [ab.Side("baseline", "x", "x", baseline_python, tmp_path), ab.Side("candidate", "x", "x",
