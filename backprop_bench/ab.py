@@ -2,7 +2,8 @@
 
 Runs made at different times measure the machine's state as much as the code, so the
 two sides are measured interleaved: worker processes of each side
-(backprop_bench/ab_worker.py), each benchmark loaded and warmed up in all of them, then
+(backprop_bench/ab_worker.py), in blocks of a baseline and a candidate worker forked from
+one interpreter (BlockParent), each benchmark loaded and warmed up in all of them, then
 turns of single trainings alternating in a random order for each pair, so that both
 sides see the same machine (Abedi and Brecht, ICPE 2017; Bulej et al., duet
 benchmarking, 2020).
@@ -138,10 +139,12 @@ def interval(pairs: list[Pair]) -> tuple[float, float, float]:
     process a side, and pairs pooled over four processes a side still gave "95%"
     intervals that held on only 42 of 48 benchmarks (0.969 [0.938, 0.984] for identical
     code). Pairs from the same processes share their speed, so they are not independent.
-    Each block is a baseline process and a candidate process of their own, so the
-    standard error comes from leaving out one block at a time (the delete-a-group
-    jackknife), and a t quantile with blocks - 1 degrees of freedom: between-process
-    spread widens the interval, as a two-level (pairs within processes) design needs.
+    Each block is a baseline process and a candidate process of their own (forked from
+    one interpreter, so that the memory layout they share drops out of their ratio:
+    BlockParent), so the standard error comes from leaving out one block at a time (the
+    delete-a-group jackknife), and a t quantile with blocks - 1 degrees of freedom:
+    between-process spread widens the interval, as a two-level (pairs within processes)
+    design needs.
 
     The estimate itself is Huber's over all pairs, not the mean of the blocks' medians
     (`ab` until commit 23e9951). Pairs here are heavy-tailed: in 40 A/A comparisons of
@@ -534,12 +537,14 @@ class BlockParent:
     ab_worker.block): they share its memory layout, which would otherwise set them apart.
 
     With identical code, 8 blocks of each kind interleaved here
-    (`python -m benchmarks.block_spread`), the NumPy backend's seed-affine pairs stood
-    1.95% apart from block to block where each worker was started on its own and 0.59%
-    where the block's two were forked so (standard errors 0.86% and 0.22%), JAX jit-step's
-    on seed-linear 4.09% and 2.56%; every preset's standard error was smaller, the median
-    0.57% against 0.27%. Which side is forked first is drawn for each block, so that an
-    order effect, if any, is spread between blocks where the interval sees it.
+    (`python -m benchmarks.block_spread`, twice), the NumPy backend's seed-affine pairs
+    stood 1.95% and 2.84% apart from block to block where each worker was started on its
+    own, 0.59% and 0.55% where the block's two were forked so (standard errors 0.86% and
+    1.07%, 0.22% and 0.20%). Elsewhere the gain varies: every preset's standard error was
+    smaller forked in the first run (the median 0.57% against 0.27%), 7 of 12 in the
+    second (0.55% against 0.47%; seed-linear torch eager's 0.62% then 1.33%). Which side
+    is forked first is drawn for each block, so that an order effect, if any, is spread
+    between blocks where the interval sees it.
     """
 
     def __init__(self, sides: list[Side], device: str):

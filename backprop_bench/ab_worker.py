@@ -151,13 +151,15 @@ def block(device: str, children: str) -> None:
     """Fork a block's two workers from this interpreter before either side's code is imported, print their pids
     (a JSON list), and hold them until our stdin ends.
 
-    Where a process lands in memory is drawn anew at each start (address-space layout
-    randomization), and it sets part of how fast the same code runs
-    (benchmarks/process_spread.py --kinds). Two workers forked from one interpreter share
-    its draw, and the same imports in the same order then land at the same addresses, so
-    the draw cancels in their ratio while each block still draws its own (see
-    ab.BlockParent). CHILDREN is a JSON list of {"root": ROOT, "fds": [stdin, stdout, stderr]},
-    file descriptors passed to us. We never wait for a worker: one that ended stays a
+    Where a process lands in memory (address-space layout randomization) and Python's
+    hash seed are drawn anew at each start, and together they set much of how fast the
+    same code runs (benchmarks/process_spread.py --kinds; docs/regressions.md). Two
+    workers forked from one interpreter inherit its draws, and the same imports in the
+    same order then land at the same addresses, so the draws cancel in their ratio while
+    each block still draws its own (see ab.BlockParent).
+
+    CHILDREN is a JSON list of {"root": ROOT, "fds": [stdin, stdout, stderr]}, file
+    descriptors passed to us. We never wait for a worker: one that ended stays a
     zombie, so its pid is not reused while `ab` may still signal it, until we end.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)

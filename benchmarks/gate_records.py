@@ -18,7 +18,9 @@ blocks and its pairs read both ways, rounded to 1e-7, nothing else), so a fresh 
 recount them: `python -m benchmarks.gate_records docs/data/gate-*.json.gz`; `--pack FILE`
 writes such a file from a gate_check folder. It also counts each set's A/A intervals
 apart, with the pooled share's own 95% interval: whether the intervals hold their 95%
-overall, and how far one set strays.
+overall, and how far one set strays; and per set, how wide its intervals were and how
+many of its comparisons the machine's bursts hit, to tell narrower intervals from a
+quieter machine.
 """
 
 from __future__ import annotations
@@ -139,18 +141,25 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(str(found[column]) for column in columns) + " |")
     calibration([(source, each["aa"]) for source, each in sets.items()])
     by_bursts(comparisons["planted"])
+    widths([(source, each["aa"] + each["planted"]) for source, each in sets.items()])
+
+
+def read_now(comparison: dict[str, list]) -> tuple[dict[str, tuple[float, float, int]], float]:
+    """A comparison read with ab's pairs and interval: each benchmark's estimate (ab.estimate), and the share of its
+    pairs hit by bursts (ab.burst_share)."""
+    reading = NOW[0]
+    estimates = {name: ab.estimate(list(zip(blocks, log_ratios[reading])))
+                 for name, (blocks, log_ratios) in comparison.items()}
+    return estimates, ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios[reading]}
+                                      for name, (_, log_ratios) in comparison.items()])
 
 
 def by_bursts(planted: list[dict]) -> None:
     """Planted slowdowns caught (ab's pairs and interval, threshold 3%) against how busy the machine was: the share
     of each comparison's pairs hit by bursts (ab.burst_share), in the bins of ab.busy_note."""
-    reading = NOW[0]
     bins = {f"at most {ab.BUSY_SHARE:.0%}": [], f"{ab.BUSY_SHARE:.0%}-10%": [], "over 10%": []}
     for comparison in planted:
-        estimates = {name: ab.estimate(list(zip(blocks, log_ratios[reading])))
-                     for name, (blocks, log_ratios) in comparison.items()}
-        share = ab.burst_share([{"ratio": math.exp(estimates[name][0]), "log_ratios": log_ratios[reading]}
-                                for name, (_, log_ratios) in comparison.items()])
+        estimates, share = read_now(comparison)
         caught = ab.verdict(*ab.bounds(*estimates[PLANTED_BENCHMARK]), 0.03) == "regression"
         bins[list(bins)[0 if share <= ab.BUSY_SHARE else 1 if share <= 0.1 else 2]].append(caught)
     if planted:
@@ -158,6 +167,23 @@ def by_bursts(planted: list[dict]) -> None:
               f"{math.expm1(ab.BURST):.0%} off their benchmark's estimate (bursts of load):")
         for name, caught in bins.items():
             print(f"  {name}: {sum(caught)} of {len(caught)}")
+
+
+def widths(sets: list[tuple[Path, list[dict]]]) -> None:
+    """Per set: how wide its intervals were (the median over its comparisons of each one's median half-width, ab's
+    pairs and interval) and how busy the machine was (comparisons with more than ab.BUSY_SHARE of their pairs hit
+    by bursts): whether a set's intervals are narrow because the code measures better or the machine was quiet."""
+    print(f"\nper set, all comparisons (ab's pairs and interval): the median half-width of the intervals; "
+          f"comparisons with more than {ab.BUSY_SHARE:.0%} of pairs hit by bursts:")
+    for source, comparisons in sets:
+        halves, busy = [], 0
+        for comparison in comparisons:
+            estimates, share = read_now(comparison)
+            halves.append(np.median([math.expm1(math.log(high / low) / 2) for _, low, high in
+                                     (ab.bounds(*estimate) for estimate in estimates.values())]))
+            busy += share > ab.BUSY_SHARE
+        if comparisons:
+            print(f"  {source}: {np.median(halves):.2%}; {busy} of {len(comparisons)} busy")
 
 
 def calibration(sets: list[tuple[Path, list[dict]]]) -> None:

@@ -597,6 +597,13 @@ def test_no_benchmark_to_compare_is_one_line(fake):
         run_fake(fake, only=["nothing-like-this"])
 
 
+def test_an_interpreter_that_cannot_start_the_workers_is_one_line(fake):
+    before = state(fake)
+    with pytest.raises(ab.AbError, match=r"^the workers \(/bin/false\) could not start: exit status 1$"):
+        run_fake(fake, baseline_python="/bin/false", candidate_python="/bin/false")
+    assert_clean(fake, before)
+
+
 def test_another_interpreter_that_is_not_there(fake):
     with pytest.raises(ab.AbError, match="no Python interpreter at /no/python"):
         run_fake(fake, baseline_python="/no/python")
