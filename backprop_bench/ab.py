@@ -573,6 +573,8 @@ class BlockParent:
             self.close()
             for fd in (fd for pair in ends for fd in pair):
                 os.close(fd)
+            for log in logs:
+                log.close()
             raise AbError(f"the workers ({sides[0].python}) could not start: {why}")
         forked = {index: ForkedWorker(sides[index], self, pid, os.fdopen(stdin_w, "w"), os.fdopen(stdout_r),
                                       logs[index])
