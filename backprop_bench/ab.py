@@ -436,6 +436,13 @@ def side(stack: ExitStack, repo: Path, role: str, revision: str | None, python: 
 
 # --- workers --------------------------------------------------------------------------------------
 
+def last_line(log) -> str:
+    """The last line a process wrote to `log` (a file it shared with us), stripped; "" if it wrote none."""
+    log.seek(0)
+    lines = [line.strip() for line in log.read().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 class WorkerProcess:
     """One side's persistent worker process, asked one JSON line at a time.
 
@@ -473,10 +480,8 @@ class WorkerProcess:
 
     def _failed(self) -> AbError:
         ended = self._end()
-        self.log.seek(0)
-        lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
         return AbError(f"the {self.side.role} ({self.side.label}, {self.side.python}) failed: "
-                       f"{lines[-1] if lines else ended}")
+                       f"{last_line(self.log) or ended}")
 
     def _receive(self) -> dict:
         line = self.stdout.readline()
@@ -569,7 +574,7 @@ class BlockParent:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
-            why = self._last_line()
+            why = last_line(self.log) or f"exit status {self.process.returncode}"
             self.close()
             for fd in (fd for pair in ends for fd in pair):
                 os.close(fd)
@@ -580,11 +585,6 @@ class BlockParent:
                                       logs[index])
                   for index, pid, (stdin_w, stdout_r) in zip(order, json.loads(line), ends)}
         self.workers = tuple(forked[index] for index in range(len(sides)))
-
-    def _last_line(self) -> str:
-        self.log.seek(0)
-        lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit status {self.process.returncode}"
 
     def close(self) -> None:
         """End it, after its workers: it ends at the end of its stdin, and its workers with it (PR_SET_PDEATHSIG)."""
@@ -813,7 +813,7 @@ def record(sides: list[Side], workers: list[list[WorkerProcess]], threshold: flo
     """What is saved of a comparison: both sides, the machine, and every paired timing."""
     return {"backprop_bench_ab": records.AB_SCHEMA, "datetime": datetime.now(timezone.utc).isoformat(),
             "threshold": threshold,
-            "machine_info": machine_info(), "forked_blocks": forks_blocks(sides),
+            "machine_info": machine_info(), "forked_blocks": isinstance(workers[0][0], ForkedWorker),
             **{s.role: {**s.describe(), "versions": w[0].versions, "processes": len(w)}
                for s, w in zip(sides, workers)},
             "benchmarks": rows}

@@ -13,8 +13,8 @@ This script measures what that buys. It takes the two sides `ab HEAD` would (a t
 worktree of HEAD, and this working tree), starts N blocks of each kind (ab.WorkerProcess
 a side, and ab.BlockParent), loads the benchmarks as `ab` does (ab.load, turns of
 ab.TURN_S), and then, in rounds, in a random order each round, takes one pair of every
-benchmark in every block of both kinds (its sides in a random order, read by
-ab.pair_log_ratio). Per benchmark and kind: the spread between blocks (standard deviation
+benchmark in every block of both kinds, the two kinds' blocks interleaved, each pair as
+`ab` takes it (ab.Pairs). Per benchmark and kind: the spread between blocks (standard deviation
 of the blocks' median log-ratios), the estimate's standard error (ab.estimate) and the
 interval (ab.bounds).
 
@@ -67,16 +67,14 @@ def main() -> None:
             print(f"block {index + 1} of {args.blocks} of each kind loaded", file=sys.stderr)
         first = blocks["apart"][0][0]
         per_turn = {name: ab.Pairs.turn_length(min(first.ask(op="time", name=name, n=3)["s"])) for name in names}
+        # each kind's pairs as ab takes them (ab.Pairs: round its blocks, the sides in a random order)
+        take = {kind: ab.Pairs([[block[side] for block in blocks[kind]] for side in (0, 1)], per_turn, rng)
+                for kind in KINDS}
         pairs = {kind: {name: [] for name in names} for kind in KINDS}
-        everyone = [(kind, index) for kind in KINDS for index in range(args.blocks)]
         for round_ in range(args.rounds):
             for name in rng.permutation(names):
-                for pick in rng.permutation(len(everyone)):
-                    kind, index = everyone[pick]
-                    turns = {}
-                    for side in rng.permutation(2):
-                        turns[side] = blocks[kind][index][side].ask(op="time", name=name, n=per_turn[name])["s"]
-                    pairs[kind][name].append((index, ab.pair_log_ratio(turns[0], turns[1])))
+                for kind in rng.permutation(np.repeat(KINDS, args.blocks)):  # the two kinds' blocks interleaved
+                    pairs[kind][name].append(take[kind](name))
             print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
     machine = store.machine_label(store.this_machine())
     rows = []
