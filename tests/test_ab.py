@@ -453,18 +453,10 @@ def test_a_worker_is_stopped_between_its_turns(fake, kind):
         worker, other = started(kind, fake, stack)
         other.ready()
         worker.ready()
-
-        def state_letter(pid=worker.pid):  # a stop takes effect a moment after the signal
-            for _ in range(200):
-                letter = process_state(pid)
-                if letter == "T":
-                    break
-                time.sleep(0.01)
-            return letter
-
-        assert worker.benchmarks == [TINY] and state_letter() == "T" and state_letter(other.pid) == "T"
-        assert worker.ask(op="load", name=TINY)["warm_s"] > 0 and state_letter() == "T"
-        assert len(worker.ask(op="time", name=TINY, n=3)["s"]) == 3 and state_letter() == "T"
+        # a stop takes effect a moment after the signal
+        assert worker.benchmarks == [TINY] and state_within(worker.pid, "T") and state_within(other.pid, "T")
+        assert worker.ask(op="load", name=TINY)["warm_s"] > 0 and state_within(worker.pid, "T")
+        assert len(worker.ask(op="time", name=TINY, n=3)["s"]) == 3 and state_within(worker.pid, "T")
     assert ended(worker.pid) and ended(other.pid)
 
 
@@ -476,13 +468,18 @@ def process_state(pid: int) -> str:
         return "X"
 
 
-def ended(pid: int) -> bool:
-    """Whether the process is gone or a zombie, within 2 s."""
+def state_within(pid: int, letters: str) -> bool:
+    """Whether the process comes to one of the states `letters` within 2 s."""
     for _ in range(200):
-        if process_state(pid) in "ZX":
+        if process_state(pid) in letters:
             return True
         time.sleep(0.01)
     return False
+
+
+def ended(pid: int) -> bool:
+    """Whether the process is gone or a zombie, within 2 s."""
+    return state_within(pid, "ZX")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
